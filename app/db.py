@@ -1,0 +1,229 @@
+"""The database: SQLAlchemy 2.x tables for the shop and the assistant, and numbered migrations.
+
+SQLite file by default, PostgreSQL by URL (``SHOPDESK_DATABASE_URL``); the same code runs on both.
+Migrations are plain functions in ``MIGRATIONS`` applied in order and recorded in
+``schema_migrations``; add a new one for every schema change, never edit an applied one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Connection,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    create_engine,
+    event,
+    inspect,
+    select,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+Money = Numeric(10, 2)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+# ---- shop ---------------------------------------------------------------------------------------
+class Customer(Base):
+    __tablename__ = "customers"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(320), index=True)
+    zip: Mapped[str] = mapped_column(String(16), default="")
+    phone: Mapped[str] = mapped_column(String(40), default="")
+    address: Mapped[str] = mapped_column(String(400), default="")
+    orders: Mapped[list[Order]] = relationship(back_populates="customer")
+
+
+class Product(Base):
+    __tablename__ = "products"
+    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    product: Mapped[str] = mapped_column(String(64), index=True)  # product family; variants share it
+    name: Mapped[str] = mapped_column(String(200))
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    price: Mapped[Decimal] = mapped_column(Money)
+    category: Mapped[str] = mapped_column(String(40))
+    stock: Mapped[int] = mapped_column(Integer, default=0)
+    final_sale: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
+    placed_at: Mapped[datetime] = mapped_column(DateTime)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    payment_method: Mapped[str] = mapped_column(String(40), default="")
+    shipping_zip: Mapped[str] = mapped_column(String(16), default="")
+    note: Mapped[str] = mapped_column(Text, default="")
+    customer: Mapped[Customer] = relationship(back_populates="orders")
+    items: Mapped[list[OrderItem]] = relationship(back_populates="order", order_by="OrderItem.id")
+    shipment: Mapped[Shipment | None] = relationship(back_populates="order", uselist=False)
+
+
+class OrderItem(Base):
+    __tablename__ = "order_items"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), index=True)
+    sku: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    qty: Mapped[int] = mapped_column(Integer)
+    price: Mapped[Decimal] = mapped_column(Money)
+    category: Mapped[str] = mapped_column(String(40))
+    final_sale: Mapped[bool] = mapped_column(Boolean, default=False)
+    order: Mapped[Order] = relationship(back_populates="items")
+
+
+class Shipment(Base):
+    __tablename__ = "shipments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), unique=True)
+    carrier: Mapped[str] = mapped_column(String(40), default="")
+    tracking_number: Mapped[str] = mapped_column(String(64), default="")
+    shipped_at: Mapped[date | None] = mapped_column(Date, nullable=True)
+    expected_delivery: Mapped[date | None] = mapped_column(Date, nullable=True)
+    delivered_at: Mapped[date | None] = mapped_column(Date, nullable=True)
+    order: Mapped[Order] = relationship(back_populates="shipment")
+    events: Mapped[list[TrackingEvent]] = relationship(order_by="TrackingEvent.at")
+
+
+class TrackingEvent(Base):
+    __tablename__ = "tracking_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    shipment_id: Mapped[int] = mapped_column(ForeignKey("shipments.id"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime)
+    location: Mapped[str] = mapped_column(String(200), default="")
+    description: Mapped[str] = mapped_column(String(400))
+
+
+class Payment(Base):
+    __tablename__ = "payments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), index=True)
+    method: Mapped[str] = mapped_column(String(40))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    status: Mapped[str] = mapped_column(String(20))  # authorized | captured | refunded
+    at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Return(Base):
+    __tablename__ = "returns"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # RMA-1001
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20))  # requested | received | refunded | rejected
+    reason: Mapped[str] = mapped_column(String(400), default="")
+    refund_amount: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    items: Mapped[list[ReturnItem]] = relationship(order_by="ReturnItem.id")
+
+
+class ReturnItem(Base):
+    __tablename__ = "return_items"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    return_id: Mapped[str] = mapped_column(ForeignKey("returns.id"), index=True)
+    sku: Mapped[str] = mapped_column(String(64))
+    qty: Mapped[int] = mapped_column(Integer)
+
+
+# ---- assistant ----------------------------------------------------------------------------------
+class SessionRow(Base):
+    __tablename__ = "sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class TurnRow(Base):
+    __tablename__ = "turns"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime)
+    user_text: Mapped[str] = mapped_column(Text)  # PII-masked copy of what the shopper wrote
+    reply_text: Mapped[str] = mapped_column(Text)
+    intent: Mapped[str] = mapped_column(String(64))
+    route: Mapped[str] = mapped_column(String(32), index=True)
+    confidence: Mapped[float] = mapped_column()
+    latency_ms: Mapped[float] = mapped_column()
+    reply: Mapped[dict[str, Any]] = mapped_column(JSON)  # the Reply, PII-masked
+
+
+class VerificationAttempt(Base):
+    __tablename__ = "verification_attempts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(String(64), index=True)
+    client_id: Mapped[str] = mapped_column(String(128), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    success: Mapped[bool] = mapped_column(Boolean)
+
+
+class HandoffTicket(Base):
+    __tablename__ = "handoff_tickets"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # HT-...
+    session_id: Mapped[str] = mapped_column(String(64), unique=True)  # one open ticket per session
+    customer_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    summary: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+# ---- engine and migrations ----------------------------------------------------------------------
+def _m001_initial(conn: Connection) -> None:
+    Base.metadata.create_all(conn)
+
+
+MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
+    (1, "initial", _m001_initial),
+)
+
+
+def make_engine(url: str) -> Engine:
+    kwargs: dict[str, Any] = {"future": True}
+    if url.startswith("sqlite"):
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+    engine = create_engine(url, **kwargs)
+    if url.startswith("sqlite"):
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.close()
+    return engine
+
+
+def migrate(engine: Engine) -> list[int]:
+    """Apply the migrations not yet applied; returns the versions applied now."""
+    from sqlalchemy import Column, MetaData, Table
+
+    meta = MetaData()
+    table = Table("schema_migrations", meta,
+                  Column("version", Integer, primary_key=True), Column("name", String(100)),
+                  Column("applied_at", DateTime))
+    applied_now = []
+    with engine.begin() as conn:
+        if not inspect(conn).has_table("schema_migrations"):
+            meta.create_all(conn)
+        done = set(conn.execute(select(table.c.version)).scalars())
+        for version, name, fn in MIGRATIONS:
+            if version in done:
+                continue
+            fn(conn)
+            conn.execute(table.insert().values(version=version, name=name, applied_at=datetime.utcnow()))
+            applied_now.append(version)
+    return applied_now

@@ -1,0 +1,176 @@
+"""The shop store: read views of orders and customers, and the few writes handlers make.
+
+Handlers see frozen views (``OrderView``), never ORM rows, so nothing outside this module can
+change the database by accident. Every write is one transaction and idempotent.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from app.db import (
+    Customer,
+    HandoffTicket,
+    Order,
+    Return,
+    Shipment,
+    VerificationAttempt,
+)
+
+
+@dataclass(frozen=True)
+class ItemView:
+    sku: str
+    name: str
+    qty: int
+    price: Decimal
+    category: str
+    final_sale: bool
+
+
+@dataclass(frozen=True)
+class EventView:
+    at: datetime
+    location: str
+    description: str
+
+
+@dataclass(frozen=True)
+class OrderView:
+    id: str
+    customer_id: str
+    status: str
+    placed_at: datetime
+    items: tuple[ItemView, ...]
+    carrier: str = ""
+    tracking_number: str = ""
+    shipped_at: date | None = None
+    expected_delivery: date | None = None
+    delivered_at: date | None = None
+    events: tuple[EventView, ...] = ()
+    payment_method: str = ""
+
+    @property
+    def total(self) -> Decimal:
+        return sum((i.price * i.qty for i in self.items), Decimal("0"))
+
+    @property
+    def latest_event(self) -> EventView | None:
+        return self.events[-1] if self.events else None
+
+
+def _order_view(o: Order) -> OrderView:
+    s: Shipment | None = o.shipment
+    return OrderView(
+        id=o.id, customer_id=o.customer_id, status=o.status, placed_at=o.placed_at,
+        items=tuple(ItemView(i.sku, i.name, i.qty, Decimal(i.price), i.category, i.final_sale) for i in o.items),
+        carrier=s.carrier if s else "", tracking_number=s.tracking_number if s else "",
+        shipped_at=s.shipped_at if s else None, expected_delivery=s.expected_delivery if s else None,
+        delivered_at=s.delivered_at if s else None,
+        events=tuple(EventView(e.at, e.location, e.description) for e in s.events) if s else (),
+        payment_method=o.payment_method,
+    )
+
+
+_ORDER_LOAD = (
+    selectinload(Order.items),
+    selectinload(Order.shipment).selectinload(Shipment.events),
+)
+
+
+class ShopStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # ---- reads --------------------------------------------------------------------------------
+    def get_order(self, order_id: str) -> OrderView | None:
+        with Session(self.engine) as s:
+            o = s.scalars(select(Order).where(Order.id == order_id).options(*_ORDER_LOAD)).first()
+            return _order_view(o) if o else None
+
+    def orders_of(self, customer_id: str) -> list[OrderView]:
+        with Session(self.engine) as s:
+            rows = s.scalars(select(Order).where(Order.customer_id == customer_id)
+                             .order_by(Order.placed_at.desc()).options(*_ORDER_LOAD)).all()
+            return [_order_view(o) for o in rows]
+
+    def customer_for_order(self, order_id: str, email: str | None = None, zip_code: str | None = None) -> str | None:
+        """The order's customer id when the email or billing/shipping zip matches, else None.
+
+        Callers must treat "no such order" and "wrong email" alike (no enumeration).
+        """
+        with Session(self.engine) as s:
+            row = s.execute(select(Order.customer_id, Order.shipping_zip, Customer.email, Customer.zip)
+                            .join(Customer, Customer.id == Order.customer_id)
+                            .where(Order.id == order_id)).first()
+        if row is None:
+            return None
+        customer_id, ship_zip, cust_email, cust_zip = row
+        if email and secrets.compare_digest(email.strip().lower(), (cust_email or "").strip().lower()):
+            return customer_id
+        if zip_code and zip_code.strip().upper() in {(cust_zip or "").upper(), (ship_zip or "").upper()} - {""}:
+            return customer_id
+        return None
+
+    def customer_name(self, customer_id: str) -> str:
+        with Session(self.engine) as s:
+            c = s.get(Customer, customer_id)
+            return c.name if c else ""
+
+    def failed_verifications(self, client_id: str, since: datetime) -> int:
+        with Session(self.engine) as s:
+            return int(s.scalar(select(func.count()).select_from(VerificationAttempt).where(
+                VerificationAttempt.client_id == client_id, VerificationAttempt.success.is_(False),
+                VerificationAttempt.at >= since)) or 0)
+
+    # ---- writes -------------------------------------------------------------------------------
+    def record_verification(self, session_id: str, client_id: str, at: datetime, success: bool) -> None:
+        with Session(self.engine) as s, s.begin():
+            s.add(VerificationAttempt(session_id=session_id, client_id=client_id, at=at, success=success))
+
+    def open_handoff_ticket(self, session_id: str, customer_id: str | None, summary: str,
+                            at: datetime) -> tuple[str, bool]:
+        """Open the session's ticket; returns (ticket id, created now). A second call opens none."""
+        existing = self._ticket_of(session_id)
+        if existing:
+            return existing, False
+        ticket_id = f"HT-{secrets.token_hex(4).upper()}"
+        try:
+            with Session(self.engine) as s, s.begin():
+                s.add(HandoffTicket(id=ticket_id, session_id=session_id, customer_id=customer_id,
+                                    summary=summary, status="open", created_at=at))
+        except IntegrityError:  # a concurrent double-click opened it first
+            other = self._ticket_of(session_id)
+            if other is None:
+                raise
+            return other, False
+        return ticket_id, True
+
+    def _ticket_of(self, session_id: str) -> str | None:
+        with Session(self.engine) as s:
+            return s.scalar(select(HandoffTicket.id).where(HandoffTicket.session_id == session_id))
+
+    # ---- state snapshots (evals' final-state checks, staff views) -------------------------------
+    def snapshot(self, order_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        with Session(self.engine) as s:
+            orders = s.scalars(select(Order).where(Order.id.in_(order_ids))).all()
+            returns = s.scalars(select(Return).where(Return.order_id.in_(order_ids))
+                                .options(selectinload(Return.items))).all()
+            tickets = s.scalars(select(HandoffTicket)).all()
+            return {
+                "orders": [{"id": o.id, "status": o.status} for o in orders],
+                "returns": [{"id": r.id, "order": r.order_id, "status": r.status,
+                             "refund_amount": float(r.refund_amount),
+                             "items": [{"sku": i.sku, "qty": i.qty} for i in r.items]} for r in returns],
+                "handoff_tickets": [{"id": t.id, "session_id": t.session_id, "status": t.status,
+                                     "customer": t.customer_id} for t in tickets],
+            }
