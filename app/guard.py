@@ -1,0 +1,106 @@
+"""The guard: a model's reply must state the must-say facts and invent nothing.
+
+Checks, each with a reason code in the Verdict:
+- ``missing:<fact>``: a must-say fact is absent (case-insensitive);
+- ``invented:<token>``: a number, order id, amount, date part, email or URL that is not in the facts,
+  the allowed values or the cited passages;
+- ``promise:<word>``: a promise word (refund, discount, free...) the facts and passages do not contain;
+- ``leak``: text from the system prompt;
+- ``length``: empty or longer than ``max_chars``;
+- ``repetition``: the same sentence or word 4-gram over and over (a small model's failure mode);
+- ``ungrounded``: an answer from passages whose content words mostly are not in the passages.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from app.prompts import system_prompt_fragments
+from app.schema import Facts, Verdict
+from app.text import content_words, words
+
+_URL = re.compile(r"https?://[^\s)>\]]+|www\.[^\s)>\]]+", re.IGNORECASE)
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+_NUMBER = re.compile(r"[A-Z]{1,4}-\d+|\d+(?:[.,:]\d+)*")
+_PROMISES = ("refund", "discount", "free", "compensat", "voucher", "coupon", "credit", "guarantee",
+             "exception", "waive", "reimburse", "promise", "percent", "%")
+
+
+def _normalise_number(token: str) -> str:
+    return token.rstrip(".,:").replace(",", "")
+
+
+class Guard:
+    def __init__(self, max_chars: int = 900, min_support: float = 0.7) -> None:
+        self.max_chars = max_chars
+        self.min_support = min_support  # share of a passage answer's content words found in the passages
+
+    def check(self, text: str, facts: Facts) -> Verdict:
+        reasons: list[str] = []
+        stripped = text.strip()
+        if not stripped or len(stripped) > min(self.max_chars, facts.max_chars):
+            return Verdict(False, ("length",))
+        lowered = stripped.lower()
+        corpus = self._corpus(facts)
+        corpus_lower = corpus.lower()
+
+        for fact in facts.must_say:
+            if fact.lower() not in lowered:
+                reasons.append(f"missing:{fact}")
+        for url in _URL.findall(stripped):
+            if url.rstrip(".,").lower() not in corpus_lower:
+                reasons.append(f"invented:{url}")
+        for email in _EMAIL.findall(stripped):
+            if email.lower() not in corpus_lower:
+                reasons.append(f"invented:{email}")
+        without_links = _EMAIL.sub(" ", _URL.sub(" ", stripped))
+        allowed_numbers = {_normalise_number(t) for t in _NUMBER.findall(corpus)}
+        for token in _NUMBER.findall(without_links):
+            if _normalise_number(token) not in allowed_numbers:
+                reasons.append(f"invented:{token}")
+        for word in _PROMISES:
+            if word in lowered and word not in corpus_lower:
+                reasons.append(f"promise:{word}")
+        if any(fragment.lower() in lowered for fragment in system_prompt_fragments()):
+            reasons.append("leak")
+        if _repetitive(lowered):
+            reasons.append("repetition")
+        if facts.passages and facts.kind == "faq_answer" and _support(lowered, corpus_lower) < self.min_support:
+            reasons.append("ungrounded")
+        return Verdict(not reasons, tuple(dict.fromkeys(reasons)))
+
+    @staticmethod
+    def _corpus(facts: Facts) -> str:
+        """Everything the reply may draw on: must-say, allowed values, data values, passages."""
+        parts: list[str] = list(facts.must_say) + list(facts.allowed)
+        parts += list(_flatten(facts.data.values()))
+        parts += [p.text for p in facts.passages] + [p.title for p in facts.passages]
+        return "\n".join(parts)
+
+
+def _support(text: str, corpus: str) -> float:
+    used = content_words(text)
+    if not used:
+        return 0.0
+    vocabulary = set(words(corpus))
+    return sum(w in vocabulary for w in used) / len(used)
+
+
+def _repetitive(text: str, max_repeats: int = 2) -> bool:
+    sentences = [x.strip() for x in re.split(r"[.!?\n]+", text) if len(x.strip()) > 8]
+    if len(sentences) != len(set(sentences)):
+        return True
+    words = re.findall(r"[a-z0-9']+", text)
+    grams = [" ".join(words[i:i + 4]) for i in range(len(words) - 3)]
+    return any(grams.count(g) > max_repeats for g in set(grams))
+
+
+def _flatten(values: Iterable[object]) -> Iterable[str]:
+    for v in values:
+        if isinstance(v, list | tuple | set):
+            yield from _flatten(v)
+        elif isinstance(v, dict):
+            yield from _flatten(v.values())
+        elif v is not None:
+            yield str(v)

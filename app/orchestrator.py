@@ -1,0 +1,199 @@
+"""The orchestrator: the only place where the stages of a turn meet (design.md section 1).
+
+load session -> classify + entities -> route -> handler (facts, new state) -> generate (time budget)
+-> guard (else template) -> persist session and turn -> stream text, then the final Reply.
+
+No stage calls back up the flow; handlers return values and only this module saves the session.
+If the model fails or is slow, the shopper still gets the template reply for the same facts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from app import smalltalk, templates
+from app.clock import Clock
+from app.config import Settings
+from app.errors import ModelError
+from app.faq import FaqHandler
+from app.generator import Generator
+from app.guard import Guard
+from app.handoff import HandoffHandler
+from app.orders import OrderStatusHandler
+from app.prompts import build_messages
+from app.router import CLARIFY, Router
+from app.schema import Entities, Facts, HandlerResult, Message, Prediction, Reply, Route, SessionState, Token, Verdict
+from app.session import SessionRepository
+from intents.classifier import IntentClassifier
+from intents.entities import EntityExtractor
+
+log = logging.getLogger(__name__)
+
+# routes whose handler is not built yet (issue 5): offer a person rather than pretend
+_NOT_YET = {"returns", "cancel_order"}
+
+
+@dataclass
+class Components:
+    settings: Settings
+    classifier: IntentClassifier
+    extractor: EntityExtractor
+    router: Router
+    orders: OrderStatusHandler
+    faq: FaqHandler
+    handoff: HandoffHandler
+    generator: Generator
+    guard: Guard
+    sessions: SessionRepository
+    clock: Clock
+
+
+class Assistant:
+    def __init__(self, components: Components) -> None:
+        self.c = components
+        self.settings = components.settings
+
+    def warm_up(self) -> None:
+        """Load the models now (server start) instead of on the first shopper's turn."""
+        self.c.classifier.classify("hello")
+        self.c.faq.retriever.search("shipping", 1)
+        self.c.generator.warm_up()
+
+    def respond(self, message: Message) -> Reply:
+        """One turn, returning only the final Reply."""
+        reply = None
+        for event in self.stream(message):
+            if isinstance(event, Reply):
+                reply = event
+        assert reply is not None
+        return reply
+
+    def stream(self, message: Message) -> Iterator[Token | Reply]:
+        """One turn: yields Tokens of the reply text, then the final Reply (already persisted)."""
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        now = self.c.clock.now()
+        text = message.text.strip()
+
+        t = time.perf_counter()
+        state = self.c.sessions.load(message.session_id)
+        timings["session"] = time.perf_counter() - t
+
+        early = self._check_input(text)
+        if early is not None:
+            reply = Reply(session_id=message.session_id, text=early, intent="none", confidence=0.0,
+                          route="invalid_input", verified=state.verified, timings=timings, at=now)
+            yield Token(early)
+            yield reply
+            return
+
+        t = time.perf_counter()
+        prediction = self.c.classifier.classify(text)
+        entities = self.c.extractor.extract(text)
+        timings["classify"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        route = self.c.router.decide(text, prediction, entities, state)
+        timings["route"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        result = self._handle(route, prediction, entities, text, state, message, now)
+        timings["handler"] = time.perf_counter() - t
+
+        facts = result.facts
+        t = time.perf_counter()
+        reply_text, generated_by, verdict = self._write(facts, text, state)
+        timings["generate"] = time.perf_counter() - t
+
+        resume_line = self._resume_line(state, result.state, route)
+        extra = [templates.citation(facts.passages) if facts.kind == "faq_answer" else "", resume_line]
+        reply_text = "\n\n".join([reply_text] + [e for e in extra if e])
+        new_state = self._next_state(state, result.state, route, text, reply_text)
+        timings["total"] = time.perf_counter() - started
+
+        reply = Reply(
+            session_id=message.session_id, text=reply_text, intent=prediction.intent,
+            confidence=round(prediction.confidence, 4), route=route.name,
+            sources=tuple(dict.fromkeys(p.doc_id for p in facts.passages)) if facts.kind == "faq_answer" else (),
+            actions=facts.actions, verified=new_state.verified, handoff=facts.handoff,
+            choices=facts.choices, passages=facts.passages, entities=entities,
+            route_reason=route.reason, facts_kind=facts.kind, generated_by=generated_by, guard=verdict,
+            timings={k: round(v, 4) for k, v in timings.items()}, at=now,
+        )
+        t = time.perf_counter()
+        self.c.sessions.save_turn(new_state, text, reply, now)
+        reply.timings["persist"] = round(time.perf_counter() - t, 4)
+        for piece in re.findall(r"\S+\s*", reply_text):
+            yield Token(piece)
+        yield reply
+
+    # ---- stages -------------------------------------------------------------------------------
+    def _check_input(self, text: str) -> str | None:
+        if not text:
+            return templates.EMPTY_MESSAGE
+        if len(text) > self.settings.max_message_chars:
+            return templates.TOO_LONG.format(length=len(text), limit=self.settings.max_message_chars)
+        return None
+
+    def _handle(self, route: Route, prediction: Prediction, entities: Entities, text: str,
+                state: SessionState, message: Message, now: datetime) -> HandlerResult:
+        shop = self.settings.shop_name
+        if route.name == "order_status":
+            return self.c.orders.handle(state, entities, message.client_id, now)
+        if route.name == "faq":
+            return HandlerResult(self.c.faq.handle(text), state)
+        if route.name == "human_handoff":
+            return self.c.handoff.handle(text, state, now)
+        if route.name == CLARIFY:
+            return HandlerResult(smalltalk.clarify(route.choices), state)
+        if route.name == "smalltalk":
+            return HandlerResult(smalltalk.smalltalk(route.intent, shop), state)
+        if route.name in _NOT_YET:
+            return HandlerResult(Facts(kind="not_yet_supported", route=route.name, handoff=True,
+                                       choices=("Talk to a person",), use_model=False), state)
+        return HandlerResult(smalltalk.out_of_scope(shop), state)
+
+    def _write(self, facts: Facts, text: str, state: SessionState) -> tuple[str, str, Verdict]:
+        """The model's phrasing if it arrives in time and passes the guard, else the template."""
+        template = templates.render(facts)
+        generator = self.c.generator
+        if not (facts.use_model and generator.uses_model):
+            return template, "template", Verdict(True)
+        messages = build_messages(facts, text, state.history, self.settings.shop_name, self.settings.history_turns)
+        deadline = time.monotonic() + self.settings.generation_time_budget_s
+        pieces: list[str] = []
+        try:
+            for piece in generator.stream(messages, self.settings.max_new_tokens, lambda: time.monotonic() > deadline):
+                pieces.append(piece)
+        except (ModelError, RuntimeError, OSError, ValueError):
+            log.exception("generator failed; using the template reply")
+            return template, "template", Verdict(False, ("model_error",))
+        if time.monotonic() > deadline:
+            return template, "template", Verdict(False, ("timeout",))
+        candidate = "".join(pieces).strip()
+        verdict = self.c.guard.check(candidate, facts)
+        if not verdict.accepted:
+            log.info("guard rejected model reply (%s): %s", ", ".join(verdict.reasons), facts.kind)
+            return template, "template", verdict
+        return candidate, generator.name, verdict
+
+    def _next_state(self, before: SessionState, after: SessionState, route: Route, text: str,
+                    reply_text: str) -> SessionState:
+        unclear = before.unclear_turns + 1 if route.name == CLARIFY else 0
+        history = ((*after.history, ("user", text), ("assistant", reply_text)))[-2 * self.settings.history_turns:]
+        return dataclasses.replace(after, unclear_turns=unclear, history=history)
+
+    @staticmethod
+    def _resume_line(before: SessionState, after: SessionState, route: Route) -> str:
+        """After a digression inside an active flow, offer to resume it."""
+        flow = after.flow
+        if flow is None or before.flow is None or flow != before.flow:
+            return ""
+        owner = {"verify_order": "order_status", "handoff_offer": "human_handoff"}.get(flow.name)
+        return templates.resume(flow) if owner and owner != route.name else ""
