@@ -28,7 +28,8 @@ EXAMPLES = [
 
 
 def debug_view(reply: Reply) -> dict[str, Any]:
-    """What the staff panel shows for a turn (PII masked)."""
+    """What the staff panel's JSON shows for a turn (PII masked, empty fields left out)."""
+    entities = {k: [mask(v) for v in vs] for k, vs in vars(reply.entities).items() if vs} if reply.entities else {}
     return {
         "intent": reply.intent,
         "confidence": reply.confidence,
@@ -36,14 +37,28 @@ def debug_view(reply: Reply) -> dict[str, Any]:
         "route_reason": reply.route_reason,
         "facts": reply.facts_kind,
         "verified": reply.verified,
-        "passages": [{"doc_id": p.doc_id, "title": p.title, "section": p.section, "score": p.score}
-                     for p in reply.passages],
+        "handoff": reply.handoff,
         "tool_calls": [a.to_dict() for a in reply.actions],
-        "entities": {k: [mask(v) for v in vs] for k, vs in vars(reply.entities).items()} if reply.entities else {},
+        "entities": entities,
+        "sources": list(reply.sources),
         "generated_by": reply.generated_by,
         "guard": {"accepted": reply.guard.accepted, "reasons": list(reply.guard.reasons)},
-        "timings_ms": {k: round(1000 * v, 1) for k, v in reply.timings.items()},
     }
+
+
+def summary_markdown(reply: Reply) -> str:
+    """The panel's headline: route, intent and confidence, guard verdict, and per-stage timings."""
+    guard = "accepted" if reply.guard.accepted else "rejected: " + ", ".join(reply.guard.reasons)
+    timings = " | ".join(f"{k} {1000 * v:.0f} ms" for k, v in reply.timings.items())
+    tools = ", ".join(next(iter(a.to_dict())) for a in reply.actions) or "none"
+    return (f"**Route** `{reply.route}` ({reply.route_reason})  \n"
+            f"**Intent** `{reply.intent}` at {reply.confidence:.2f}  \n"
+            f"**Reply** {reply.generated_by}; guard {guard}  \n"
+            f"**Tool calls** {tools}  \n**Timings** {timings}")
+
+
+def passage_rows(reply: Reply) -> list[list[Any]]:
+    return [[p.score, p.doc_id, p.section or "(intro)", p.text[:160]] for p in reply.passages]
 
 
 def build_ui(assistant: Assistant) -> Any:
@@ -51,17 +66,18 @@ def build_ui(assistant: Assistant) -> Any:
 
     def chat(message: str, history: list[dict[str, Any]], session_id: str) -> Iterator[tuple[Any, ...]]:
         history = [*list(history or []), {"role": "user", "content": message}, {"role": "assistant", "content": ""}]
-        yield history, "", gr.skip()
+        skip = (gr.skip(), gr.skip(), gr.skip())
+        yield history, "", *skip
         for event in assistant.stream(Message(session_id, message, channel="demo")):
             if isinstance(event, Token):
                 history[-1] = {"role": "assistant", "content": history[-1]["content"] + event.text}
-                yield history, "", gr.skip()
+                yield history, "", *skip
             else:
                 history[-1] = {"role": "assistant", "content": event.text}
-                yield history, "", debug_view(event)
+                yield history, "", summary_markdown(event), passage_rows(event), debug_view(event)
 
-    def reset() -> tuple[list[Any], str, dict[str, Any]]:
-        return [], str(uuid.uuid4()), {}
+    def reset() -> tuple[Any, ...]:
+        return [], str(uuid.uuid4()), "", [], {}
 
     with gr.Blocks(title="Shopdesk staff demo", analytics_enabled=False) as demo:
         session = gr.State(lambda: str(uuid.uuid4()))
@@ -77,8 +93,13 @@ def build_ui(assistant: Assistant) -> Any:
                     clear = gr.Button("Reset conversation")
                 gr.Examples(EXAMPLES, inputs=box, label="Example prompts")
             with gr.Column(scale=2):
-                panel = gr.JSON(label="Staff panel: intent, route, passages, tool calls, timings", elem_id="panel")
+                gr.Markdown("### Staff panel")
+                summary = gr.Markdown(elem_id="summary")
+                passages = gr.Dataframe(headers=["score", "doc", "section", "text"], label="Retrieved passages",
+                                        interactive=False, wrap=True, elem_id="passages")
+                panel = gr.JSON(label="Turn details", elem_id="panel")
+        outputs = [chatbot, box, summary, passages, panel]
         for trigger in (box.submit, send.click):
-            trigger(chat, [box, chatbot, session], [chatbot, box, panel], api_name=False)
-        clear.click(reset, None, [chatbot, session, panel], api_name=False)
+            trigger(chat, [box, chatbot, session], outputs, api_name=False)
+        clear.click(reset, None, [chatbot, session, summary, passages, panel], api_name=False)
     return demo
