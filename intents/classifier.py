@@ -1,9 +1,10 @@
 """Intent classifiers: one protocol, a trained embedding classifier and a keyword fake.
 
-``EmbeddingClassifier`` = a sentence encoder (injected; the bundled MiniLM in production) + a
-multinomial logistic-regression head stored as plain arrays (``head.npz``) with its metadata
-(``meta.json``). Predictions are computed with numpy from the stored arrays, so a reloaded model
-predicts exactly what the saved one did. Thresholds are NOT applied here: the router gates.
+``EmbeddingClassifier`` = a sentence encoder (injected; the bundled MiniLM in production), optionally
+TF-IDF character/word n-grams (``intents.lexical``), and a multinomial logistic-regression head stored
+as plain arrays (``head.npz``, ``lexical.json``) with its metadata (``meta.json``). Predictions are
+computed with numpy from the stored arrays, so a reloaded model predicts exactly what the saved one
+did. Thresholds are NOT applied here: the router gates.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 
 from intents.labels import route_of
+from intents.lexical import VOCAB_FILE, LexicalFeaturizer
 
 HEAD_FILE = "head.npz"
 META_FILE = "meta.json"
@@ -51,7 +53,9 @@ class IntentClassifier(Protocol):
     def classify_batch(self, texts: Sequence[str]) -> list[Prediction]: ...
 
 
-def _prediction(labels: Sequence[str], probs: np.ndarray, keep: int = 8) -> Prediction:
+def prediction_from(labels: Sequence[str], probs: np.ndarray, keep: int | None = None) -> Prediction:
+    """The Prediction of one probability row; the ranking keeps every label unless ``keep`` says fewer,
+    so route sums (the router's gates) see all the probability mass."""
     order = np.argsort(-probs, kind="stable")[:keep]
     ranking = tuple((labels[i], float(probs[i])) for i in order)
     top = ranking[0][0]
@@ -59,24 +63,47 @@ def _prediction(labels: Sequence[str], probs: np.ndarray, keep: int = 8) -> Pred
 
 
 class EmbeddingClassifier:
-    """Encoder embeddings -> softmax(W x + b). Load with ``EmbeddingClassifier.load(dir, encoder)``."""
+    """Encoder embeddings (+ optional lexical n-grams) -> softmax((W x + b) / T).
+
+    The baseline is embeddings only; with a ``LexicalFeaturizer`` the same linear head also reads
+    TF-IDF character and word n-grams (``intents.lexical``). ``temperature`` is fitted on held-back
+    training folds so that ``confidence`` means what the router's gate assumes it means.
+    Load with ``EmbeddingClassifier.load(dir, encoder)``.
+    """
 
     def __init__(self, encoder: TextEncoder, labels: Sequence[str], coef: np.ndarray,
-                 intercept: np.ndarray, meta: dict[str, Any] | None = None) -> None:
+                 intercept: np.ndarray, meta: dict[str, Any] | None = None,
+                 lexical: LexicalFeaturizer | None = None, lexical_coef: np.ndarray | None = None,
+                 temperature: float = 1.0) -> None:
         if coef.ndim != 2 or coef.shape[0] != len(labels) or intercept.shape != (len(labels),):
             raise ValueError(f"head shape {coef.shape}/{intercept.shape} does not fit {len(labels)} labels")
+        if (lexical is None) != (lexical_coef is None) or (
+                lexical is not None and lexical_coef.shape != (len(labels), lexical.dim)):  # type: ignore[union-attr]
+            raise ValueError("lexical features and their weights must come together and fit the labels")
+        if not temperature > 0:
+            raise ValueError(f"temperature must be positive, not {temperature}")
         self.encoder = encoder
         self.labels = tuple(labels)
         self.coef = coef
         self.intercept = intercept
+        self.lexical = lexical
+        self.lexical_coef = lexical_coef
+        self.temperature = float(temperature)
         self.meta = dict(meta or {})
 
-    def probabilities(self, texts: Sequence[str]) -> np.ndarray:
+    @property
+    def kind(self) -> str:
+        return "embedding+lexical" if self.lexical is not None else "embedding"
+
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
         x = self.encoder.embed(list(texts)).astype(np.float64)
-        logits = x @ self.coef.T + self.intercept
-        logits -= logits.max(axis=1, keepdims=True)
-        e = np.exp(logits)
-        return e / e.sum(axis=1, keepdims=True)
+        z = x @ self.coef.T + self.intercept
+        if self.lexical is not None:
+            z = z + np.asarray(self.lexical.transform(texts) @ self.lexical_coef.T)  # type: ignore[union-attr]
+        return z
+
+    def probabilities(self, texts: Sequence[str]) -> np.ndarray:
+        return softmax(self.logits(texts) / self.temperature)
 
     def classify(self, text: str) -> Prediction:
         return self.classify_batch([text])[0]
@@ -84,12 +111,18 @@ class EmbeddingClassifier:
     def classify_batch(self, texts: Sequence[str]) -> list[Prediction]:
         if not texts:
             return []
-        return [_prediction(self.labels, p) for p in self.probabilities(texts)]
+        return [prediction_from(self.labels, p) for p in self.probabilities(texts)]
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        np.savez(directory / HEAD_FILE, coef=self.coef, intercept=self.intercept)
-        meta = {**self.meta, "labels": list(self.labels)}
+        arrays = {"coef": self.coef, "intercept": self.intercept}
+        if self.lexical is not None:
+            arrays |= {"lexical_coef": self.lexical_coef, **self.lexical.arrays()}  # type: ignore[dict-item]
+            self.lexical.save(directory)
+        else:
+            (directory / VOCAB_FILE).unlink(missing_ok=True)
+        np.savez(directory / HEAD_FILE, **arrays)
+        meta = {**self.meta, "labels": list(self.labels), "kind": self.kind, "temperature": self.temperature}
         (directory / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
 
     @classmethod
@@ -98,9 +131,22 @@ class EmbeddingClassifier:
         if not head.is_file() or not meta_path.is_file():
             raise FileNotFoundError(f"no intent model in {directory} (run `shopdesk train`)")
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        with np.load(head) as arrays:
-            coef, intercept = arrays["coef"], arrays["intercept"]
-        return cls(encoder, meta["labels"], coef, intercept, meta)
+        with np.load(head) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        lexical = lexical_coef = None
+        if meta.get("kind") == "embedding+lexical":
+            if not LexicalFeaturizer.saved_in(directory):
+                raise FileNotFoundError(f"{directory} has an embedding+lexical head but no {VOCAB_FILE}: retrain")
+            lexical = LexicalFeaturizer.from_saved(LexicalFeaturizer.load_spec(directory), arrays)
+            lexical_coef = arrays["lexical_coef"]
+        return cls(encoder, meta["labels"], arrays["coef"], arrays["intercept"], meta, lexical, lexical_coef,
+                   float(meta.get("temperature", 1.0)))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
 
 
 class KeywordClassifier:
@@ -125,6 +171,7 @@ class KeywordClassifier:
         "smalltalk.greeting": ("hi", "hello", "hey", "good morning"),
         "smalltalk.thanks": ("thanks", "thank you", "cheers"),
         "smalltalk.goodbye": ("bye", "goodbye", "see you"),
+        "smalltalk.ack": ("got it", "makes sense", "noted", "sounds good", "cool"),
     }
     FALLBACK = "out_of_scope.other"
 
@@ -141,7 +188,7 @@ class KeywordClassifier:
         if hits.sum() == 0:
             hits[-1] = 1.0
         probs = (hits + 0.01) / (hits + 0.01).sum()
-        return _prediction(self.labels, probs)
+        return prediction_from(self.labels, probs)
 
     def classify_batch(self, texts: Sequence[str]) -> list[Prediction]:
         return [self.classify(t) for t in texts]

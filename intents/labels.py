@@ -36,6 +36,7 @@ INTENTS: tuple[str, ...] = (
     "smalltalk.greeting",
     "smalltalk.thanks",
     "smalltalk.goodbye",
+    "smalltalk.ack",
     "out_of_scope.other",
 )
 

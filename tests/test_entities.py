@@ -46,3 +46,9 @@ def test_negative(text):
 @pytest.mark.parametrize("text", ["yes where is my order", "no, where is it", "thanks", "maybe"])
 def test_neither(text):
     assert not is_affirmative(text) and not is_negative(text)
+
+
+@pytest.mark.parametrize("chip", ["Yes, connect me", "yes please connect me", "ok, open a ticket"])
+def test_the_handoff_offer_chips_are_answers(chip):
+    assert is_affirmative(chip)
+    assert is_negative("No, thanks")
