@@ -1,13 +1,13 @@
 """The database: SQLAlchemy 2.x tables for the shop and the assistant, and numbered migrations.
 
-SQLite file by default, PostgreSQL by URL (``SHOPDESK_DATABASE_URL``); the same code runs on both.
-Migrations are plain functions in ``MIGRATIONS`` applied in order and recorded in
-``schema_migrations``; add a new one for every schema change, never edit an applied one.
+SQLite file by default, PostgreSQL by URL (``SHOPDESK_DATABASE_URL``, e.g.
+``postgresql+psycopg://user:password@host:5432/shopdesk``); the same code runs on both. The schema
+is made by the numbered migrations of ``app.migrations`` (re-exported here), not by these models:
+change a model only together with a new migration (a contract test compares the two).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -15,21 +15,22 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
-    Connection,
     Date,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     Numeric,
     String,
     Text,
     create_engine,
     event,
-    inspect,
-    select,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from app.migrations import MIGRATIONS as MIGRATIONS
+from app.migrations import migrate as migrate
 
 Money = Numeric(10, 2)
 
@@ -74,6 +75,9 @@ class Order(Base):
     customer: Mapped[Customer] = relationship(back_populates="orders")
     items: Mapped[list[OrderItem]] = relationship(back_populates="order", order_by="OrderItem.id")
     shipment: Mapped[Shipment | None] = relationship(back_populates="order", uselist=False)
+    payments: Mapped[list[Payment]] = relationship(order_by="Payment.id")
+    returns: Mapped[list[Return]] = relationship(order_by="Return.created_at", viewonly=True)
+    __table_args__ = (Index("ix_orders_customer_placed", "customer_id", "placed_at"),)
 
 
 class OrderItem(Base):
@@ -145,6 +149,7 @@ class SessionRow(Base):
     __tablename__ = "sessions"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     state: Mapped[dict[str, Any]] = mapped_column(JSON)
+    customer_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)  # m002
     created_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
 
@@ -161,6 +166,8 @@ class TurnRow(Base):
     confidence: Mapped[float] = mapped_column()
     latency_ms: Mapped[float] = mapped_column()
     reply: Mapped[dict[str, Any]] = mapped_column(JSON)  # the Reply, PII-masked
+    facts_kind: Mapped[str] = mapped_column(String(40), default="", server_default="")  # m002
+    generated_by: Mapped[str] = mapped_column(String(80), default="", server_default="")  # m002
 
 
 class VerificationAttempt(Base):
@@ -170,6 +177,8 @@ class VerificationAttempt(Base):
     client_id: Mapped[str] = mapped_column(String(128), index=True)
     at: Mapped[datetime] = mapped_column(DateTime, index=True)
     success: Mapped[bool] = mapped_column(Boolean)
+    method: Mapped[str] = mapped_column(String(16), default="", server_default="")  # order | token (m002)
+    reason: Mapped[str] = mapped_column(String(32), default="", server_default="")  # why it failed (m002)
 
 
 class HandoffTicket(Base):
@@ -182,20 +191,47 @@ class HandoffTicket(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
 
 
-# ---- engine and migrations ----------------------------------------------------------------------
-def _m001_initial(conn: Connection) -> None:
-    Base.metadata.create_all(conn)
+class Feedback(Base):  # m003: thumbs up/down on a turn (widget, API, staff demo); the latest rating wins
+    __tablename__ = "feedback"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    turn_id: Mapped[int] = mapped_column(ForeignKey("turns.id"), unique=True, index=True)
+    session_id: Mapped[str] = mapped_column(String(64), index=True)
+    rating: Mapped[int] = mapped_column(Integer)  # +1 thumbs up, -1 thumbs down
+    comment: Mapped[str] = mapped_column(Text, default="")  # PII-masked
+    channel: Mapped[str] = mapped_column(String(16), default="")  # widget | api | demo
+    created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
 
 
-MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
-    (1, "initial", _m001_initial),
-)
+class SessionToken(Base):  # m003: the API's per-session secret (its SHA-256); only its holder reads the session
+    __tablename__ = "session_tokens"
+    session_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+# ---- engine ------------------------------------------------------------------------------------------
+def database_url(url: str) -> str:
+    """``postgresql://`` and ``postgres://`` mean psycopg 3, the PostgreSQL driver Shopdesk installs."""
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+psycopg://" + url[len(plain):]
+    return url
+
+
+def display_url(url: str) -> str:
+    """The URL for messages and logs: the password masked."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(database_url(url)).render_as_string(hide_password=True)
 
 
 def make_engine(url: str) -> Engine:
+    url = database_url(url)
     kwargs: dict[str, Any] = {"future": True}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+    else:  # a server may restart under a long-running app: test pooled connections before use
+        kwargs["pool_pre_ping"] = True
     engine = create_engine(url, **kwargs)
     if url.startswith("sqlite"):
         @event.listens_for(engine, "connect")
@@ -205,25 +241,3 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.close()
     return engine
-
-
-def migrate(engine: Engine) -> list[int]:
-    """Apply the migrations not yet applied; returns the versions applied now."""
-    from sqlalchemy import Column, MetaData, Table
-
-    meta = MetaData()
-    table = Table("schema_migrations", meta,
-                  Column("version", Integer, primary_key=True), Column("name", String(100)),
-                  Column("applied_at", DateTime))
-    applied_now = []
-    with engine.begin() as conn:
-        if not inspect(conn).has_table("schema_migrations"):
-            meta.create_all(conn)
-        done = set(conn.execute(select(table.c.version)).scalars())
-        for version, name, fn in MIGRATIONS:
-            if version in done:
-                continue
-            fn(conn)
-            conn.execute(table.insert().values(version=version, name=name, applied_at=datetime.utcnow()))
-            applied_now.append(version)
-    return applied_now

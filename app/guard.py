@@ -3,7 +3,7 @@
 Checks, each with a reason code in the Verdict:
 - ``missing:<fact>``: a must-say fact is absent (case-insensitive);
 - ``invented:<token>``: a number, order id, amount, date part, email or URL that is not in the facts,
-  the allowed values or the cited passages;
+  the allowed values or the cited passages; or a month, weekday, carrier or order status word they lack;
 - ``promise:<word>``: a promise word (refund, discount, free...) the facts and passages do not contain;
 - ``leak``: text from the system prompt;
 - ``length``: empty or longer than ``max_chars``;
@@ -23,6 +23,13 @@ from app.text import content_words, words
 _URL = re.compile(r"https?://[^\s)>\]]+|www\.[^\s)>\]]+", re.IGNORECASE)
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 _NUMBER = re.compile(r"[A-Z]{1,4}-\d+|\d+(?:[.,:]\d+)*")
+# Words that name a fact from a closed set: a month, weekday, carrier or order status the facts do not
+# hold is a wrong fact even when every number is right ("April 17" for March 17, "FedEx" for UPS).
+# "shipped", "delivered" and "in transit" are left out (replies use them for any shipment), "may" too.
+_CLOSED = re.compile(r"\b(january|february|march|april|june|july|august|september|october|november|december|"
+                     r"monday|tuesday|wednesday|thursday|friday|saturday|sunday|ups|usps|fedex|dhl|ontrac|"
+                     r"royal mail|canada post|cancelled|canceled|returned|delayed|pending|processing)\b",
+                     re.IGNORECASE)
 _PROMISES = ("refund", "discount", "free", "compensat", "voucher", "coupon", "credit", "guarantee",
              "exception", "waive", "reimburse", "promise", "percent", "%")
 
@@ -62,6 +69,9 @@ class Guard:
         for word in _PROMISES:
             if word in lowered and word not in corpus_lower:
                 reasons.append(f"promise:{word}")
+        for word in dict.fromkeys(m.lower() for m in _CLOSED.findall(stripped)):
+            if not re.search(rf"\b{word}\b", corpus_lower):
+                reasons.append(f"invented:{word}")
         if any(fragment.lower() in lowered for fragment in system_prompt_fragments()):
             reasons.append("leak")
         if _repetitive(lowered):

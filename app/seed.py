@@ -50,6 +50,7 @@ from __future__ import annotations
 import itertools
 import random
 import unicodedata
+from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -62,6 +63,7 @@ from app.fixtures import ORDER_STATUSES, load_fixtures, validate
 
 DEFAULT_NOW = datetime(2026, 3, 15, 10, 0)
 MAX_ORDERS_PER_CUSTOMER = 8
+MAX_CUSTOMERS = 5000
 ORIGIN = "Reno, NV"
 
 # ---- catalogue ------------------------------------------------------------------------------------
@@ -689,9 +691,17 @@ def _allocate(rng: random.Random, customers: int, orders: int) -> list[int]:
     for i in (rng.sample(range(customers), orders) if orders < customers else range(customers)):
         counts[i] = 1
     weights = [rng.lognormvariate(0, 0.8) for _ in range(customers)]
+    open_: list[int] = []
+    cumulative: list[float] = []
     for _ in range(orders - sum(counts)):
-        open_ = [i for i in range(customers) if counts[i] < MAX_ORDERS_PER_CUSTOMER]
-        counts[rng.choices(open_, [weights[i] for i in open_])[0]] += 1
+        if not open_:
+            # the same draw as choices(open_, weights): cumulative weights change only when a customer fills up
+            open_ = [i for i in range(customers) if counts[i] < MAX_ORDERS_PER_CUSTOMER]
+            cumulative = list(itertools.accumulate(weights[i] for i in open_))
+        picked = rng.choices(open_, cum_weights=cumulative)[0]
+        counts[picked] += 1
+        if counts[picked] >= MAX_ORDERS_PER_CUSTOMER:
+            open_ = []
     return counts
 
 
@@ -714,6 +724,8 @@ def demo_fixtures(seed: int = 7, customers: int = 120, orders: int = 400,
     """The demo shop as fixture rows; see the module docstring for the fixed demo entries."""
     if customers < 2 or orders < 8:
         raise ValueError("the demo shop needs at least 2 customers and 8 orders (its fixed demo entries)")
+    if customers > MAX_CUSTOMERS:
+        raise ValueError(f"the demo shop has at most {MAX_CUSTOMERS} customers (one per first and last name pair)")
     if orders - 8 > (customers - 2) * MAX_ORDERS_PER_CUSTOMER:
         raise ValueError(f"{orders} orders is more than {MAX_ORDERS_PER_CUSTOMER} per customer "
                          f"for {customers} customers")
@@ -730,6 +742,7 @@ def demo_fixtures(seed: int = 7, customers: int = 120, orders: int = 400,
     used_names = {c["name"] for c in demo_customers}
     used_emails = {c["email"] for c in demo_customers}
     used_phones = {c["phone"] for c in demo_customers}
+    fictional_used = Counter(p.split()[1] for p in used_phones)  # 555-0100..0199 taken, per area code
     cust_rows: list[dict[str, Any]] = []
     cust_info: dict[str, tuple[str, str, str, str]] = {}  # id -> (city, state, region, preferred payment)
     zips_of: dict[str, str] = {}
@@ -751,10 +764,14 @@ def demo_fixtures(seed: int = 7, customers: int = 120, orders: int = 400,
         city, state, zips, area, region = rng.choice(_CITIES)
         zip_code = rng.choice(zips)
         while True:
-            phone = f"+1 {area} 555 01{rng.randint(0, 99):02d}"
+            if fictional_used[area] < 100:
+                phone = f"+1 {area} 555 01{rng.randint(0, 99):02d}"
+            else:  # the area's 100 fictional numbers are taken (big shops): other 555 numbers
+                phone = f"+1 {area} 555 {rng.randint(200, 9999):04d}"
             if phone not in used_phones:
                 break
         used_phones.add(phone)
+        fictional_used[area] += phone.split()[3].startswith("01")
         house = rng.choice(((2, 99), (100, 999), (100, 999), (1000, 4999), (1000, 4999)))
         street = f"{rng.randint(*house)} {rng.choice(_STREETS)}"
         if rng.random() < 0.25:
@@ -850,7 +867,7 @@ def seed_database(engine: Engine, seed: int = 7, customers: int = 120, orders: i
         if any(existing.values()) and not replace:
             found = ", ".join(f"{n} {t}" for t, n in existing.items() if n)
             raise ValueError(f"the database already has shop data ({found}); "
-                             "seed an empty database or pass replace=True to delete it first")
+                             "seed an empty database, or replace=True (`shopdesk seed --replace`) deletes it first")
         if replace:
             for table in _SHOP_TABLES:
                 conn.execute(delete(table))

@@ -22,6 +22,7 @@ from app.db import (
     HandoffTicket,
     Order,
     Return,
+    SessionRow,
     Shipment,
     VerificationAttempt,
 )
@@ -45,6 +46,21 @@ class EventView:
 
 
 @dataclass(frozen=True)
+class PaymentView:
+    method: str
+    amount: Decimal
+    status: str  # authorized | captured | refunded
+
+
+@dataclass(frozen=True)
+class ReturnView:
+    id: str
+    status: str  # requested | received | refunded | rejected
+    refund_amount: Decimal
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class OrderView:
     id: str
     customer_id: str
@@ -58,6 +74,8 @@ class OrderView:
     delivered_at: date | None = None
     events: tuple[EventView, ...] = ()
     payment_method: str = ""
+    payments: tuple[PaymentView, ...] = ()
+    returns: tuple[ReturnView, ...] = ()
 
     @property
     def total(self) -> Decimal:
@@ -78,12 +96,16 @@ def _order_view(o: Order) -> OrderView:
         delivered_at=s.delivered_at if s else None,
         events=tuple(EventView(e.at, e.location, e.description) for e in s.events) if s else (),
         payment_method=o.payment_method,
+        payments=tuple(PaymentView(p.method, Decimal(p.amount), p.status) for p in o.payments),
+        returns=tuple(ReturnView(r.id, r.status, Decimal(r.refund_amount), r.created_at) for r in o.returns),
     )
 
 
 _ORDER_LOAD = (
     selectinload(Order.items),
     selectinload(Order.shipment).selectinload(Shipment.events),
+    selectinload(Order.payments),
+    selectinload(Order.returns),
 )
 
 
@@ -100,26 +122,32 @@ class ShopStore:
     def orders_of(self, customer_id: str) -> list[OrderView]:
         with Session(self.engine) as s:
             rows = s.scalars(select(Order).where(Order.customer_id == customer_id)
-                             .order_by(Order.placed_at.desc()).options(*_ORDER_LOAD)).all()
+                             .order_by(Order.placed_at.desc(), Order.id.desc()).options(*_ORDER_LOAD)).all()
             return [_order_view(o) for o in rows]
 
     def customer_for_order(self, order_id: str, email: str | None = None, zip_code: str | None = None) -> str | None:
-        """The order's customer id when the email or billing/shipping zip matches, else None.
+        """The order's customer id when the email or the billing zip matches, else None.
 
-        Callers must treat "no such order" and "wrong email" alike (no enumeration).
+        The billing zip is the customer's; the shipping zip is not accepted because it is printed on
+        the parcel, for anyone who handles it to read. Callers must treat "no such order" and "wrong
+        details" alike (no enumeration).
         """
         with Session(self.engine) as s:
-            row = s.execute(select(Order.customer_id, Order.shipping_zip, Customer.email, Customer.zip)
+            row = s.execute(select(Order.customer_id, Customer.email, Customer.zip)
                             .join(Customer, Customer.id == Order.customer_id)
                             .where(Order.id == order_id)).first()
         if row is None:
             return None
-        customer_id, ship_zip, cust_email, cust_zip = row
-        if email and secrets.compare_digest(email.strip().lower(), (cust_email or "").strip().lower()):
+        customer_id, cust_email, cust_zip = row
+        if email and _same(email.strip().lower(), (cust_email or "").strip().lower()):
             return customer_id
-        if zip_code and zip_code.strip().upper() in {(cust_zip or "").upper(), (ship_zip or "").upper()} - {""}:
+        if zip_code and cust_zip and _same(_zip(zip_code), _zip(cust_zip)):
             return customer_id
         return None
+
+    def customer_exists(self, customer_id: str) -> bool:
+        with Session(self.engine) as s:
+            return s.get(Customer, customer_id) is not None
 
     def customer_name(self, customer_id: str) -> str:
         with Session(self.engine) as s:
@@ -132,10 +160,29 @@ class ShopStore:
                 VerificationAttempt.client_id == client_id, VerificationAttempt.success.is_(False),
                 VerificationAttempt.at >= since)) or 0)
 
+    def failure_times(self, since: datetime, session_id: str | None = None,
+                      client_id: str | None = None) -> list[datetime]:
+        """When the failed verifications of a session (or of a client address) since ``since`` happened."""
+        query = select(VerificationAttempt.at).where(VerificationAttempt.success.is_(False),
+                                                     VerificationAttempt.at >= since)
+        if session_id is not None:
+            query = query.where(VerificationAttempt.session_id == session_id)
+        if client_id is not None:
+            query = query.where(VerificationAttempt.client_id == client_id)
+        with Session(self.engine) as s:
+            return sorted(s.scalars(query))
+
+    def session_customer(self, session_id: str) -> str | None:
+        """Who a saved session is verified as (staff views)."""
+        with Session(self.engine) as s:
+            return s.scalar(select(SessionRow.customer_id).where(SessionRow.id == session_id))
+
     # ---- writes -------------------------------------------------------------------------------
-    def record_verification(self, session_id: str, client_id: str, at: datetime, success: bool) -> None:
+    def record_verification(self, session_id: str, client_id: str, at: datetime, success: bool,
+                            method: str = "", reason: str = "") -> None:
         with Session(self.engine) as s, s.begin():
-            s.add(VerificationAttempt(session_id=session_id, client_id=client_id, at=at, success=success))
+            s.add(VerificationAttempt(session_id=session_id, client_id=client_id, at=at, success=success,
+                                      method=method, reason=reason))
 
     def open_handoff_ticket(self, session_id: str, customer_id: str | None, summary: str,
                             at: datetime) -> tuple[str, bool]:
@@ -174,3 +221,14 @@ class ShopStore:
                 "handoff_tickets": [{"id": t.id, "session_id": t.session_id, "status": t.status,
                                      "customer": t.customer_id} for t in tickets],
             }
+
+
+def _same(a: str, b: str) -> bool:
+    """Constant-time equality: the comparison does not tell how much of a guess was right."""
+    return secrets.compare_digest(a.encode(), b.encode())
+
+
+def _zip(value: str) -> str:
+    """US ZIP+4 and spacing variants compare equal: ``94110-1234`` -> ``94110``, ``sw1a 1aa`` -> ``SW1A1AA``."""
+    text = value.strip().upper().replace(" ", "")
+    return text[:5] if len(text) == 10 and text[5] == "-" and text[:5].isdigit() else text
