@@ -1,6 +1,9 @@
 """FAQ answers from the knowledge base: retrieve, apply the relevance floor, answer from passages.
 
-Below the floor the assistant says it does not know and offers a human instead of guessing.
+The floor compares each hit's cosine similarity to the question (``retrieval_min_score``): the hybrid
+retriever ranks by fused rank, and every hit carries its cosine. When no hit among the top
+``retrieval_top_k`` reaches the floor, the assistant says it does not know and offers a human instead
+of guessing; evals/bench_retrieval.py measures that trade-off on labelled questions.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ class FaqHandler:
     def handle(self, text: str) -> Facts:
         hits = self.retriever.search(text, self.top_k)
         passages = tuple(Passage(h.doc_id, h.title, h.url, h.section, h.text, round(h.similarity, 4)) for h in hits)
-        relevant = tuple(p for p in passages if p.score >= self.min_score)
+        relevant = tuple(p for p, h in zip(passages, hits, strict=True) if h.similarity >= self.min_score)
         if not relevant:
             return Facts(kind="faq_unknown", route=ROUTE, passages=passages, handoff=True,
                          choices=("Talk to a person",), use_model=False)

@@ -2,6 +2,9 @@
 
 ``sync`` adds chunks whose id is new and deletes ids no longer present, so re-running after an edit
 touches exactly what changed; unchanged chunks are not re-embedded. Telemetry is off.
+
+``snapshot`` reads every stored chunk (text, metadata, vector) once and caches it: BM25 is built from
+it, so lexical and dense retrieval always search the same chunks, local or on a Chroma server.
 """
 
 from __future__ import annotations
@@ -35,7 +38,22 @@ class Hit:
     url: str
     section: str
     text: str
-    similarity: float
+    similarity: float  # cosine similarity of query and chunk (the relevance floor compares this)
+    score: float = 0.0  # the ranking score of the retriever that returned it (cosine, BM25 or fused)
+    lexical: float = 0.0  # BM25 score (0 when the chunk shares no term with the query)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Every chunk stored in the collection, with its unit vector (row i of ``vectors``)."""
+
+    chunks: tuple[Chunk, ...]
+    vectors: np.ndarray
+    row: dict[str, int]  # chunk id -> row
+
+    def hit(self, i: int, similarity: float, score: float = 0.0, lexical: float = 0.0) -> Hit:
+        c = self.chunks[i]
+        return Hit(c.id, c.doc_id, c.title, c.url, c.section, c.text, similarity, score, lexical)
 
 
 class ChromaIndex:
@@ -47,6 +65,7 @@ class ChromaIndex:
         self.collection_name = collection
         self.path, self.host, self.port = path, host, port
         self._collection = None
+        self._snapshot: Snapshot | None = None
 
     def _client(self) -> Any:
         import chromadb
@@ -99,14 +118,53 @@ class ChromaIndex:
                 progress(min(start + batch, len(new)), len(new))
         if stale:
             self.collection.delete(ids=stale)
+        if new or stale:
+            self._snapshot = None
         return SyncStats(added=len(new), deleted=len(stale), unchanged=len(wanted) - len(new))
 
     def query(self, vector: np.ndarray, k: int) -> list[Hit]:
-        res = self.collection.query(query_embeddings=np.asarray([vector], dtype=np.float32), n_results=k,
+        return self.query_batch(np.asarray([vector]), k)[0]
+
+    def query_batch(self, vectors: np.ndarray, k: int) -> list[list[Hit]]:
+        """Nearest chunks for each query vector, in one round trip (one call to a Chroma server)."""
+        if len(vectors) == 0:
+            return []
+        res = self.collection.query(query_embeddings=np.asarray(vectors, dtype=np.float32), n_results=k,
                                     include=["documents", "metadatas", "distances"])
-        hits = []
-        for cid, doc, meta, dist in zip(res["ids"][0], res["documents"][0], res["metadatas"][0],
-                                        res["distances"][0], strict=True):
-            hits.append(Hit(cid, meta["doc_id"], meta["title"], meta["url"], meta.get("section", ""),
-                            doc, similarity=1.0 - float(dist)))
-        return hits
+        out = []
+        for ids, docs, metas, dists in zip(res["ids"], res["documents"], res["metadatas"], res["distances"],
+                                           strict=True):
+            hits = []
+            for cid, doc, meta, dist in zip(ids, docs, metas, dists, strict=True):
+                similarity = 1.0 - float(dist)
+                hits.append(Hit(cid, meta["doc_id"], meta["title"], meta["url"], meta.get("section", ""),
+                                doc, similarity, score=similarity))
+            out.append(hits)
+        return out
+
+    def nearest_ids(self, vectors: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
+        """(chunk id, cosine similarity) of the nearest chunks per query vector, without their text."""
+        if len(vectors) == 0:
+            return []
+        res = self.collection.query(query_embeddings=np.asarray(vectors, dtype=np.float32), n_results=k,
+                                    include=["distances"])
+        return [[(cid, 1.0 - float(d)) for cid, d in zip(ids, dists, strict=True)]
+                for ids, dists in zip(res["ids"], res["distances"], strict=True)]
+
+    def snapshot(self, refresh: bool = False) -> Snapshot:
+        """All stored chunks and vectors, read once and cached until ``sync`` changes the collection.
+
+        Another process may sync the same collection; callers that see an id the snapshot lacks pass
+        ``refresh=True``.
+        """
+        if self._snapshot is None or refresh:
+            res = self.collection.get(include=["documents", "metadatas", "embeddings"])
+            order = sorted(range(len(res["ids"])), key=lambda i: res["ids"][i])  # stable across reads
+            chunks = tuple(
+                Chunk(res["ids"][i], m["doc_id"], m["title"], m["url"], m.get("category", ""), m.get("section", ""),
+                      res["documents"][i])
+                for i, m in ((i, res["metadatas"][i]) for i in order))
+            vectors = np.asarray(res["embeddings"], dtype=np.float32).reshape(len(order), -1)[order] if order \
+                else np.zeros((0, 0), dtype=np.float32)
+            self._snapshot = Snapshot(chunks, vectors, {c.id: i for i, c in enumerate(chunks)})
+        return self._snapshot

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import yaml
 
+from knowledge_base.errors import ArticleError
+
 DOCS_DIR = Path(__file__).parent / "docs"
-REQUIRED = ("id", "title", "category", "url")
+REQUIRED = ("id", "title", "category")  # and ``url``, empty only for imported pairs that had none
 
-
-class ArticleError(ValueError):
-    pass
+__all__ = ["DOCS_DIR", "Article", "ArticleError", "Chunk", "chunk_article", "load_articles", "load_chunks",
+           "parse_article"]
 
 
 @dataclass(frozen=True)
@@ -47,10 +48,10 @@ def parse_article(text: str, path: str = "") -> Article:
     if not m:
         raise ArticleError(f"{path}: no front matter (--- id/title/category/url ---)")
     meta = yaml.safe_load(m.group(1)) or {}
-    missing = [k for k in REQUIRED if not meta.get(k)]
+    missing = [k for k in REQUIRED if not meta.get(k)] + ([] if "url" in meta else ["url"])
     if missing:
         raise ArticleError(f"{path}: front matter lacks {missing}")
-    return Article(str(meta["id"]), str(meta["title"]), str(meta["category"]), str(meta["url"]),
+    return Article(str(meta["id"]), str(meta["title"]), str(meta["category"]), str(meta["url"] or ""),
                    m.group(2).strip(), path)
 
 

@@ -1,0 +1,69 @@
+"""Batch search: JSONL questions in, JSONL ranked articles out (``shopdesk search``).
+
+Each input line is an object with a ``text`` string (other keys are passed through). Each output
+line is that object plus ``results``: the best distinct articles, each ``{doc_id, title, url,
+section, score, similarity}`` (``score`` is the retriever's ranking score, ``similarity`` the cosine
+the relevance floor compares), and ``answerable``: whether the FAQ would answer rather than decline.
+Every input line is checked before any search runs, so bad input produces no partial output.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+from knowledge_base.errors import QueryFileError
+from knowledge_base.index import Hit
+from knowledge_base.retriever import Retriever
+
+MAX_REPORTED = 10  # bad lines listed in one error
+
+
+def read_queries(lines: Iterable[str], source: str = "input") -> list[dict[str, Any]]:
+    records, problems = [], []
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            problems.append(f"line {n}: not JSON ({exc.msg})")
+            continue
+        if not isinstance(obj, dict) or not isinstance(obj.get("text"), str) or not obj["text"].strip():
+            problems.append(f'line {n}: expected an object with a non-empty "text" string, got {line.strip()[:80]}')
+            continue
+        records.append(obj)
+    if problems:
+        more = f"\n  ... and {len(problems) - MAX_REPORTED} more" if len(problems) > MAX_REPORTED else ""
+        raise QueryFileError(f"{source}: {len(problems)} bad line(s), nothing was searched "
+                             f'(each line must be like {{"text": "do you ship to canada?"}}):\n  '
+                             + "\n  ".join(problems[:MAX_REPORTED]) + more)
+    return records
+
+
+def doc_results(hits: Sequence[Hit], k: int) -> list[dict[str, Any]]:
+    """The first hit of each article, in rank order, at most ``k``."""
+    out: dict[str, dict[str, Any]] = {}
+    for h in hits:
+        if h.doc_id not in out:
+            out[h.doc_id] = {"doc_id": h.doc_id, "title": h.title, "url": h.url, "section": h.section,
+                             "score": round(h.score, 6), "similarity": round(h.similarity, 4)}
+    return list(out.values())[:k]
+
+
+def search_records(records: Sequence[dict[str, Any]], retriever: Retriever, k: int, min_score: float,
+                   top_k: int, batch: int = 32,
+                   progress: Callable[[int], None] | None = None) -> Iterator[dict[str, Any]]:
+    """Search ``batch`` questions at a time (one embedding call, one index round trip per batch).
+
+    ``answerable`` applies the FAQ's rule: some of the first ``top_k`` chunks reaches ``min_score``.
+    """
+    depth = max(k * 3, top_k)  # chunks of one article cluster: ask for more to fill k distinct articles
+    for start in range(0, len(records), batch):
+        part = records[start:start + batch]
+        for record, hits in zip(part, retriever.search_batch([r["text"] for r in part], depth), strict=True):
+            answerable = any(h.similarity >= min_score for h in hits[:top_k])
+            yield {**record, "answerable": answerable, "results": doc_results(hits, k)}
+        if progress:
+            progress(len(part))
