@@ -1,6 +1,11 @@
-"""The web app: FastAPI with the chat API, health checks, and the Gradio staff demo at /demo.
+"""The web app: the shopper widget and demo shop page, the HTTP API, metrics, and the Gradio staff
+demo at /demo, all thin layers over one ``Assistant``.
 
-Issue 8 adds the widget, SSE streaming, feedback, metrics, CORS and rate limits here.
+    /                       demo shop page with the chat widget (app/widget/index.html)
+    /widget/widget.js       the widget: one <script> tag on any page (plus widget.css)
+    /api/v1/chat, /chat/stream, /sessions/{id}, /feedback      shopper API (app/api_chat.py)
+    /api/v1/staff/...       staff API behind SHOPDESK_STAFF_TOKEN (app/api_staff.py)
+    /healthz, /readyz, /metrics, /docs (OpenAPI, served without a CDN), /demo (staff demo)
 """
 
 from __future__ import annotations
@@ -8,56 +13,98 @@ from __future__ import annotations
 import logging
 import os
 import time
+from pathlib import Path
+from typing import Any
 
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse, RedirectResponse
-from pydantic import BaseModel, Field
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
+from app.api_chat import SESSION_HEADER, chat_router
+from app.api_deps import ApiContext, install_error_handlers
+from app.api_staff import staff_router
+from app.body_limit import BodySizeLimit
 from app.config import Settings
-from app.errors import ShopdeskError
 from app.factory import Mode, build_assistant
-from app.schema import Message
+from app.metrics import CONTENT_TYPE, Metrics
+from app.orchestrator import Assistant
+from app.ratelimit import RateLimiter
+from app.session_access import SessionAccess
+from app.stats import StaffQueries
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 log = logging.getLogger(__name__)
+WIDGET_DIR = Path(__file__).parent / "widget"
 
 
-class ChatRequest(BaseModel):
-    session_id: str = Field(min_length=1, max_length=64)
-    message: str = Field(max_length=20_000)
+def allowed_origins(settings: Settings) -> list[str]:
+    return [o.strip().rstrip("/") for o in settings.allowed_origins.split(",") if o.strip()]
 
 
-def create_app(settings: Settings, mode: Mode = Mode(), warm: bool = True) -> FastAPI:
+def create_app(settings: Settings, mode: Mode = Mode(), warm: bool = True,
+               assistant: Assistant | None = None) -> Any:
     import gradio as gr
 
     from app.ui import build_ui
 
-    assistant = build_assistant(settings, mode=mode)
+    assistant = assistant or build_assistant(settings, mode=mode)
     started = time.perf_counter()
     if warm:
         assistant.warm_up()
     warm_s = time.perf_counter() - started
-    app = FastAPI(title="Shopdesk", version="0.1.0")
+    engine = assistant.c.sessions.engine
+    metrics = Metrics()
+    ctx = ApiContext(settings=settings, assistant=assistant, metrics=metrics,
+                     limiter=RateLimiter(settings.rate_limit_per_minute),
+                     access=SessionAccess(engine, assistant.c.sessions), staff=StaffQueries(engine))
+
+    app = FastAPIOffline(
+        title="Shopdesk", version="0.1.0",
+        description="Customer-service assistant API. Shopper endpoints take the session token issued on a "
+                    f"session's first turn in the `{SESSION_HEADER}` header; staff endpoints take "
+                    "`Authorization: Bearer <SHOPDESK_STAFF_TOKEN>`. Errors are JSON: `{\"error\": \"...\"}`.")
+    install_error_handlers(app, metrics)
+    # last added runs first: CORS outermost, so 413 and 429 answers carry CORS headers too
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes,
+                       on_refuse=lambda: metrics.error("too_large"))
+    origins = allowed_origins(settings)
+    if origins:
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Content-Type", SESSION_HEADER, "Authorization"],
+                           expose_headers=[SESSION_HEADER], max_age=600)
 
     @app.get("/", include_in_schema=False)
-    def root() -> RedirectResponse:
+    def shop_page() -> FileResponse:
+        return FileResponse(WIDGET_DIR / "index.html", media_type="text/html")
+
+    @app.get("/demo", include_in_schema=False)
+    def demo_slash() -> RedirectResponse:
         return RedirectResponse("/demo/")
 
-    @app.get("/healthz")
+    @app.get("/healthz", tags=["ops"], summary="The process is up")
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz")
-    def readyz() -> dict[str, object]:
-        return {"status": "ready", "warm_up_s": round(warm_s, 2)}
-
-    @app.post("/api/v1/chat")
-    def chat(req: ChatRequest) -> JSONResponse:
+    @app.get("/readyz", tags=["ops"], summary="Models warmed up and the database answers")
+    def readyz() -> JSONResponse:
         try:
-            reply = assistant.respond(Message(req.session_id, req.message, channel="api"))
-        except ShopdeskError:
-            log.exception("turn failed")
-            return JSONResponse({"error": "The assistant could not answer right now. Please try again."}, 503)
-        return JSONResponse(reply.to_dict())
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except SQLAlchemyError:
+            log.exception("readiness: database unreachable")
+            return JSONResponse({"status": "not_ready", "error": "the database is not reachable"}, 503)
+        return JSONResponse({"status": "ready", "warm_up_s": round(warm_s, 2)})
 
-    return gr.mount_gradio_app(app, build_ui(assistant), path="/demo")
+    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics (text format)")
+    def prometheus() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    app.include_router(chat_router(ctx))
+    app.include_router(staff_router(ctx))
+    app.mount("/widget", StaticFiles(directory=WIDGET_DIR), name="widget")
+    auth = ("staff", settings.staff_token) if settings.staff_token else None
+    return gr.mount_gradio_app(app, build_ui(assistant, metrics), path="/demo", auth=auth,
+                               auth_message="Shopdesk staff demo: user `staff`, password the staff token")
