@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -17,6 +18,8 @@ from pathlib import Path
 
 from app.config import Settings, load_settings
 from app.errors import ShopdeskError
+from intents.errors import IntentsError
+from knowledge_base.errors import KnowledgeBaseError
 
 log = logging.getLogger("shopdesk")
 
@@ -40,6 +43,7 @@ def _bar(desc: str, total: int):
 # ---- commands ----------------------------------------------------------------------------------
 def cmd_seed(args: argparse.Namespace) -> int:
     from app.clock import SystemClock
+    from app.db import display_url
     from app.factory import database
     from app.seed import seed_database
 
@@ -49,9 +53,13 @@ def cmd_seed(args: argparse.Namespace) -> int:
         print("seed: the shop database already has orders; leaving it as it is")
         return 0
     started = time.perf_counter()
-    counts = seed_database(engine, seed=args.seed, customers=args.customers, orders=args.orders,
-                           now=SystemClock().now(), replace=args.replace)
-    print(f"seed: {counts} into {settings.resolved_database_url} in {time.perf_counter() - started:.1f}s")
+    try:
+        counts = seed_database(engine, seed=args.seed, customers=args.customers, orders=args.orders,
+                               now=SystemClock().now(), replace=args.replace)
+    except ValueError as exc:  # sizes out of range, or a shop already there without --replace
+        print(f"shopdesk seed: {exc}", file=sys.stderr)
+        return 2
+    print(f"seed: {counts} into {display_url(settings.resolved_database_url)} in {time.perf_counter() - started:.1f}s")
     return 0
 
 
@@ -63,6 +71,48 @@ def _has_orders(engine) -> bool:
 
     with Session(engine) as s:
         return bool(s.scalar(select(func.count()).select_from(Order)))
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Customers, products and orders from JSON, YAML or CSV (docs/import.md); all rows or none."""
+    from app.db import display_url
+    from app.factory import database
+    from app.importer import import_files
+
+    settings = _settings(args)
+    paths = [Path(p) for p in args.files]
+    engine = database(settings)
+    started = time.perf_counter()
+    from tqdm import tqdm
+
+    bars: list[tqdm] = []  # shown once the checks pass and rows are written
+
+    def progress(n: int) -> None:
+        if not bars:
+            bars.append(tqdm(desc="importing orders", unit="order", leave=True))
+        bars[0].update(n)
+
+    try:
+        counts = import_files(engine, paths, settings.order_prefix, progress=progress)
+    finally:
+        for bar in bars:
+            bar.close()
+    where = display_url(settings.resolved_database_url)
+    print(f"import: {counts} into {where} in {time.perf_counter() - started:.1f}s")
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    """A signed customer token, as the shop's site would give the widget (for demos and tests)."""
+    from datetime import timedelta
+
+    from app.clock import SystemClock
+    from app.tokens import load_secret, sign
+
+    settings = _settings(args)
+    secret = load_secret(settings.customer_token_secret, settings.data_dir)
+    print(sign(args.customer_id, SystemClock().now() + timedelta(minutes=args.minutes), secret))
+    return 0
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -85,20 +135,104 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_faq(args: argparse.Namespace) -> int:
+    """A shop's question/answer pairs (CSV or JSON) into the data dir, then the index; all rows or none."""
+    from app.factory import imported_faq_dir
+    from knowledge_base.faq_import import read_pairs, write_imported
+    from knowledge_base.loader import DOCS_DIR, load_articles
+
+    settings = _settings(args)
+    path = Path(args.file)
+    pairs = read_pairs(path, taken_ids={a.id: a.path for a in load_articles(DOCS_DIR)})
+    result = write_imported(pairs, imported_faq_dir(settings), replace=args.replace, source=path.name)
+    print(f"import-faq: {len(pairs)} pairs from {path} -> {result.directory} ({result.added} new, "
+          f"{result.updated} updated, {result.removed} removed; {result.total} imported pairs in all)")
+    if args.no_index:
+        print("import-faq: run `shopdesk index` to make them searchable")
+        return 0
+    return cmd_index(args)
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    """JSONL {"text": ...} per line in (a file or stdin), JSONL ranked articles out, in batches."""
+    from tqdm import tqdm
+
+    from app.errors import IndexNotBuiltError
+    from app.factory import embedder, faq_index, faq_retriever
+    from knowledge_base.batch_search import read_queries, search_records
+    from knowledge_base.errors import QueryFileError
+
+    settings = _settings(args)
+    if args.file in (None, "-"):
+        records = read_queries(sys.stdin, "stdin")
+    else:
+        path = Path(args.file)
+        if not path.is_file():
+            raise QueryFileError(f"{path}: no such file (give a JSONL file, or - to read stdin)")
+        with path.open(encoding="utf-8") as f:
+            records = read_queries(f, str(path))
+    emb = embedder(settings, _mode(args))
+    index = faq_index(settings, emb)
+    if not index.exists():
+        raise IndexNotBuiltError(f"the FAQ index {index.collection_name} is empty: run `shopdesk index`")
+    retriever = faq_retriever(settings, emb, index)
+    with tqdm(total=len(records), desc="searching", unit="query", file=sys.stderr, disable=None) as bar:
+        for out in search_records(records, retriever, args.k, settings.retrieval_min_score,
+                                  settings.retrieval_top_k, batch=args.batch, progress=bar.update):
+            sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from app.factory import embedder
-    from intents.train import train
+    from intents.train import model_is_current, train
 
     settings = _settings(args)
     model_dir = settings.resolved_intent_model_dir
-    if args.if_missing and (model_dir / "meta.json").is_file():
-        print(f"train: intent model present in {model_dir}; leaving it as it is")
+    if args.if_missing and model_is_current(model_dir):
+        print(f"train: intent model in {model_dir} is up to date with intents/data; leaving it as it is")
         return 0
     emb = embedder(settings)
-    result = train(emb, model_dir, base_model=emb.name)
+    result = train(emb, model_dir, base_model=emb.name, show_progress=True)
     acc = f", held-out route accuracy {result.heldout_route_accuracy:.3f}" if result.heldout_route_accuracy else ""
     print(f"train: {result.n_examples} examples, {len(result.labels)} intents -> {model_dir} "
-          f"in {result.seconds:.1f}s{acc}")
+          f"in {result.seconds:.1f}s{acc}; calibrated gates: confidence >= {result.thresholds['confidence_min']}, "
+          f"margin >= {result.thresholds['margin_min']} (settings intent_confidence_min, intent_margin_min)")
+    if getattr(args, "report", None):  # `prepare` runs this command without the option
+        from intents.classifier import EmbeddingClassifier
+        from intents.dataset import load_training_data
+        from intents.report import write_report
+
+        model = EmbeddingClassifier.load(model_dir, emb)
+        texts = [e.text for e in load_training_data()][::7]  # a spread of lengths for the latency sample
+        write_report(Path(args.report), model.meta, model, texts)
+        print(f"train: report in {args.report} (report.md, report.json, confusion_*.png)")
+    return 0
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    """JSONL {"text": ...} per line in (a file or stdin), JSONL predictions out in the same order, batched."""
+    from tqdm import tqdm
+
+    from app.factory import classifier, embedder
+    from intents.batch import classify_records, read_messages
+    from intents.entities import EntityExtractor
+    from intents.errors import MessageFileError
+
+    settings = _settings(args)
+    if args.file in (None, "-"):
+        texts = read_messages(sys.stdin, "stdin")
+    else:
+        path = Path(args.file)
+        if not path.is_file():
+            raise MessageFileError(f"{path}: no such file (give a JSONL file, or - to read stdin)")
+        with path.open(encoding="utf-8") as f:
+            texts = read_messages(f, str(path))
+    clf = classifier(settings, embedder(settings, _mode(args)), _mode(args))
+    extractor = EntityExtractor(settings.order_prefix)
+    with tqdm(total=len(texts), desc="classifying", unit="msg", file=sys.stderr, disable=None) as bar:
+        for out in classify_records(texts, clf, extractor, batch=args.batch, progress=bar.update):
+            sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
     return 0
 
 
@@ -131,14 +265,54 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from evals.runner import run_paths
+    if args.paths[0] == "record":
+        return cmd_eval_record(args)
+    from evals.command import run_eval
 
-    settings = _settings(args)
-    summary = run_paths([Path(p) for p in args.paths], settings, _mode(args), out=sys.stdout)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
-    return 0 if not summary["failed"] else 1
+    tags = tuple(t for chunk in args.tags or () for t in chunk.split(",") if t)
+    outcome = run_eval([Path(p) for p in args.paths], _settings(args), _mode(args),
+                       report_dir=Path(args.report) if args.report else None,
+                       baseline=Path(args.baseline) if args.baseline else None, tags=tags, jobs=args.jobs,
+                       json_path=Path(args.json) if args.json else None, tolerance=args.tolerance,
+                       docs_dir=Path(args.docs) if args.docs else None, out=sys.stdout, progress=True)
+    return outcome.exit_code
+
+
+def cmd_eval_record(args: argparse.Namespace) -> int:
+    """`shopdesk eval record SESSION_ID [--out FILE]`: a stored conversation as a transcript."""
+    from app.factory import database
+    from evals.record import record_session
+
+    if len(args.paths) != 2:
+        print("usage: shopdesk eval record SESSION_ID [--out FILE]", file=sys.stderr)
+        return 2
+    text = record_session(database(_settings(args)), args.paths[1])
+    if not args.out:
+        sys.stdout.write(text)
+        return 0
+    out = Path(args.out)
+    if out.exists():
+        print(f"shopdesk eval record: {out} exists; choose another --out or delete it", file=sys.stderr)
+        return 2
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    print(f"recorded session {args.paths[1]} -> {out}; edit it, then run `shopdesk eval {out}`")
+    return 0
+
+
+def cmd_model_server(args: argparse.Namespace) -> int:
+    from app.factory import generator
+    from app.generator import LocalGenerator
+    from app.model_server import ModelServer
+
+    settings = _settings(args, generator="local")
+    gen = generator(settings)
+    assert isinstance(gen, LocalGenerator)
+    server = ModelServer(gen, host=args.host, port=args.port, queue_size=args.queue)
+    print(f"model server: {gen.name} on http://{args.host}:{server.port}/v1 (loading...)", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
+    return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -150,10 +324,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     app = create_app(settings, _mode(args))
     base = f"http://{settings.host}:{settings.port}"
+    staff = "login: staff / $SHOPDESK_STAFF_TOKEN" if settings.staff_token else "open: set SHOPDESK_STAFF_TOKEN"
     print(f"Shopdesk ready in {time.perf_counter() - started:.1f}s\n"
-          f"  staff demo:  {base}/demo\n  chat API:    {base}/api/v1/chat\n  health:      {base}/healthz",
-          flush=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+          f"  shop page with the chat widget: {base}/\n  staff demo:  {base}/demo/ ({staff})\n"
+          f"  chat API:    {base}/api/v1/chat (docs: {base}/docs)\n"
+          f"  health:      {base}/healthz, {base}/readyz, metrics: {base}/metrics", flush=True)
+    if not settings.staff_token and settings.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("serving on %s without SHOPDESK_STAFF_TOKEN: the staff demo is open to anyone who can reach it",
+                    settings.host)
+    # --proxy-headers: behind a reverse proxy, rate limits and lockouts see the shopper's address
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", proxy_headers=True)
     return 0
 
 
@@ -172,6 +352,12 @@ def build_parser() -> argparse.ArgumentParser:
                            help="use the deterministic fakes (keyword classifier, hashing embedder, templates)")
         return p
 
+    p = add("model-server", cmd_model_server, "serve the local generator over an OpenAI-compatible API",
+            fake=False)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8001)
+    p.add_argument("--queue", type=int, default=16, help="requests waiting at most (more get 503)")
+
     p = add("serve", cmd_serve, "run the app: chat API and the Gradio staff demo")
     p.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="port (default 7860)")
@@ -188,18 +374,51 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "prepare":
             p.set_defaults(if_missing=True)
 
-    add("index", cmd_index, "build or update the FAQ index from knowledge_base/docs")
+    p = add("import", cmd_import, "load customers, products and orders from JSON, YAML or CSV (docs/import.md)",
+            fake=False)
+    p.add_argument("files", nargs="+", help="files; CSV: customers.csv, products.csv, orders.csv, order_items.csv, "
+                   "tracking_events.csv")
+    p = add("token", cmd_token, "print a signed customer token for the widget (SHOPDESK_CUSTOMER_TOKEN_SECRET)",
+            fake=False)
+    p.add_argument("customer_id")
+    p.add_argument("--minutes", type=int, default=60, help="minutes until it expires (default 60)")
+
+    add("index", cmd_index, "build or update the FAQ index: knowledge_base/docs and imported pairs (import-faq)")
+    p = add("import-faq", cmd_import_faq, "load a shop's question/answer pairs (CSV or JSON) into the FAQ")
+    p.add_argument("file", help="CSV with columns question,answer[,id,url,category], or JSON: a list of objects "
+                   "with those keys")
+    p.add_argument("--replace", action="store_true", help="drop the pairs imported before")
+    p.add_argument("--no-index", action="store_true", help="only store the pairs; `shopdesk index` indexes them")
+    p = add("search", cmd_search, 'search the FAQ for each JSONL line {"text": ...}; JSONL results to stdout')
+    p.add_argument("file", nargs="?", default="-", help="JSONL file, or - (default) for stdin")
+    p.add_argument("-k", type=int, default=5, help="articles per question (default 5)")
+    p.add_argument("--batch", type=int, default=32, help="questions embedded per batch (default 32)")
     p = add("train", cmd_train, "train the intent classifier on intents/data", fake=False)
-    p.add_argument("--if-missing", action="store_true", help="do nothing when a model exists")
+    p.add_argument("--if-missing", action="store_true",
+                   help="do nothing when a model trained on the current intents/data exists")
+    p.add_argument("--report", metavar="DIR", help="also write report.md/.json and confusion-matrix PNGs to DIR")
+    p = add("classify", cmd_classify, 'classify each JSONL line {"text": ...}; JSONL predictions to stdout')
+    p.add_argument("file", nargs="?", default="-", help="JSONL file, or - (default) for stdin")
+    p.add_argument("--batch", type=int, default=64, help="messages per classifier call (default 64)")
 
     p = add("ask", cmd_ask, "one turn through the full pipeline")
     p.add_argument("message")
     p.add_argument("--session", required=True, help="session id (turns of one session share state)")
     p.add_argument("--json", action="store_true", help="print the whole Reply as JSON")
 
-    p = add("eval", cmd_eval, "replay transcripts (design.md section 5) and check every turn")
-    p.add_argument("paths", nargs="+", help="transcript files or folders")
+    p = add("eval", cmd_eval, "replay transcripts (design.md section 5) and check every turn; "
+            "`shopdesk eval record SESSION_ID [--out FILE]` turns a stored conversation into a transcript")
+    p.add_argument("paths", nargs="+", help="transcript files or folders (or: record SESSION_ID)")
     p.add_argument("--json", metavar="FILE", help="write the summary as JSON")
+    p.add_argument("--report", metavar="DIR", help="write DIR/report.json, DIR/report.html and DIR/failed.yaml")
+    p.add_argument("--baseline", metavar="FILE", help="a previous JSON report: exit 1 on a newly failing "
+                   "transcript or a metric drop beyond the tolerance (e.g. evals/baseline.json)")
+    p.add_argument("--tolerance", type=float, default=None,
+                   help="largest allowed metric drop for --baseline (default: setting eval_gate_tolerance, 0.02)")
+    p.add_argument("--tags", nargs="+", metavar="TAG", help="only transcripts with any of these tags")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes, each loading the models once (default 1)")
+    p.add_argument("--docs", metavar="DIR", help="index these help-centre articles instead of knowledge_base/docs")
+    p.add_argument("--out", metavar="FILE", help="with `record`: write the transcript here (default: print it)")
     return parser
 
 
@@ -208,7 +427,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.fn(args) or 0)
-    except ShopdeskError as exc:
+    except (ShopdeskError, KnowledgeBaseError, IntentsError) as exc:
         print(f"shopdesk {args.command}: {exc}", file=sys.stderr)
         return 2
 

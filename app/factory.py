@@ -31,7 +31,7 @@ from intents.entities import EntityExtractor
 from knowledge_base.embedder import Embedder, HashingEmbedder, SentenceTransformerEmbedder
 from knowledge_base.index import ChromaIndex, SyncStats
 from knowledge_base.loader import load_chunks
-from knowledge_base.retriever import DenseRetriever
+from knowledge_base.retriever import DenseRetriever, HybridRetriever, LexicalRetriever, Retriever
 
 
 @dataclass(frozen=True)
@@ -63,12 +63,30 @@ def faq_index(settings: Settings, emb: Embedder) -> ChromaIndex:
     return ChromaIndex(name, path=settings.resolved_chroma_path)
 
 
+def imported_faq_dir(settings: Settings) -> Path:
+    """Where `shopdesk import-faq` keeps a shop's own question/answer pairs (beside the repo's articles)."""
+    from knowledge_base.faq_import import IMPORT_DIR_NAME
+
+    return settings.data_dir / IMPORT_DIR_NAME
+
+
 def build_index(settings: Settings, emb: Embedder, extra_dirs: tuple[Path, ...] = (),
                 progress: Callable[[int, int], None] | None = None) -> SyncStats:
+    """Sync the index with the repo's articles, the imported pairs of the data dir and ``extra_dirs``."""
     from knowledge_base.loader import DOCS_DIR
 
-    chunks = load_chunks(DOCS_DIR, *extra_dirs)
+    chunks = load_chunks(DOCS_DIR, imported_faq_dir(settings), *extra_dirs)
     return faq_index(settings, emb).sync(chunks, emb, progress=progress)
+
+
+def faq_retriever(settings: Settings, emb: Embedder, index: ChromaIndex) -> Retriever:
+    """The retriever ``retrieval_mode`` names; hybrid (dense + BM25, rank fusion) by default."""
+    if settings.retrieval_mode == "dense":
+        return DenseRetriever(index, emb)
+    if settings.retrieval_mode == "bm25":
+        return LexicalRetriever(index)
+    return HybridRetriever(index, emb, rrf_k=settings.retrieval_rrf_k, candidates=settings.retrieval_candidates,
+                           dense_weight=settings.retrieval_dense_weight)
 
 
 def classifier(settings: Settings, emb: Embedder, mode: Mode = Mode()) -> IntentClassifier:
@@ -120,7 +138,7 @@ def build_assistant(settings: Settings, models: Models | None = None, mode: Mode
         extractor=EntityExtractor(settings.order_prefix),
         router=Router(settings),
         orders=OrderStatusHandler(store, settings),
-        faq=FaqHandler(DenseRetriever(models.index, models.embedder), settings.retrieval_top_k,
+        faq=FaqHandler(faq_retriever(settings, models.embedder, models.index), settings.retrieval_top_k,
                        settings.retrieval_min_score),
         handoff=HandoffHandler(store),
         generator=models.generator,

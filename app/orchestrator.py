@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from app import smalltalk, templates
+from app.cards import order_card
 from app.clock import Clock
 from app.config import Settings
 from app.errors import ModelError
@@ -124,11 +125,12 @@ class Assistant:
             actions=facts.actions, verified=new_state.verified, handoff=facts.handoff,
             choices=facts.choices, passages=facts.passages, entities=entities,
             route_reason=route.reason, facts_kind=facts.kind, generated_by=generated_by, guard=verdict,
-            timings={k: round(v, 4) for k, v in timings.items()}, at=now,
+            timings={k: round(v, 4) for k, v in timings.items()}, at=now, card=order_card(facts),
         )
         t = time.perf_counter()
-        self.c.sessions.save_turn(new_state, text, reply, now)
+        turn_id = self.c.sessions.save_turn(new_state, text, reply, now)
         reply.timings["persist"] = round(time.perf_counter() - t, 4)
+        reply = dataclasses.replace(reply, turn_id=turn_id)
         for piece in re.findall(r"\S+\s*", reply_text):
             yield Token(piece)
         yield reply
@@ -145,7 +147,8 @@ class Assistant:
                 state: SessionState, message: Message, now: datetime) -> HandlerResult:
         shop = self.settings.shop_name
         if route.name == "order_status":
-            return self.c.orders.handle(state, entities, message.client_id, now)
+            return self.c.orders.handle(state, entities, message.client_id, now, text=text,
+                                        customer_token=message.customer_token)
         if route.name == "faq":
             return HandlerResult(self.c.faq.handle(text), state)
         if route.name == "human_handoff":

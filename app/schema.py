@@ -175,6 +175,8 @@ class Reply:
     guard: Verdict = Verdict(True)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     at: datetime | None = None
+    card: dict[str, Any] | None = None  # structured view for rich clients (the widget's order card)
+    turn_id: int | None = None  # the stored turn (feedback refers to it); set once persisted
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

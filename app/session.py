@@ -7,9 +7,10 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.db import SessionRow, TurnRow
+from app.db import Feedback, SessionRow, TurnRow
 from app.pii import mask
 from app.schema import Reply, SessionState
 
@@ -28,15 +29,18 @@ class SessionRepository:
         with Session(self.engine) as s, s.begin():
             row = s.get(SessionRow, state.session_id)
             if row is None:
-                row = SessionRow(id=state.session_id, state=state.to_dict(), created_at=now, updated_at=now)
+                row = SessionRow(id=state.session_id, state=state.to_dict(), customer_id=state.customer_id,
+                                 created_at=now, updated_at=now)
                 s.add(row)
             else:
                 row.state = state.to_dict()
+                row.customer_id = state.customer_id
                 row.updated_at = now
             turn = TurnRow(session_id=state.session_id, at=now, user_text=mask(user_text),
                            reply_text=mask(reply.text), intent=reply.intent, route=reply.route,
                            confidence=reply.confidence, latency_ms=1000 * reply.timings.get("total", 0.0),
-                           reply=_masked(reply.to_dict()))
+                           reply=_masked(reply.to_dict()), facts_kind=reply.facts_kind[:40],
+                           generated_by=reply.generated_by[:80])
             s.add(turn)
             s.flush()
             return int(turn.id)
@@ -46,7 +50,46 @@ class SessionRepository:
             rows = s.scalars(select(TurnRow).where(TurnRow.session_id == session_id).order_by(TurnRow.id)).all()
             return [{"id": t.id, "at": t.at.isoformat(), "user": t.user_text, "reply": t.reply_text,
                      "intent": t.intent, "route": t.route, "confidence": t.confidence,
-                     "latency_ms": t.latency_ms} for t in rows]
+                     "latency_ms": t.latency_ms, "facts_kind": t.facts_kind, "generated_by": t.generated_by}
+                    for t in rows]
+
+    # ---- the web API and the staff demo (issue 8) ---------------------------------------------
+    def exists(self, session_id: str) -> bool:
+        with Session(self.engine) as s:
+            return s.get(SessionRow, session_id) is not None
+
+    def turn_of(self, session_id: str, turn_id: int | None = None) -> int | None:
+        """``turn_id`` if it is a turn of this session (the latest turn when None), else None."""
+        with Session(self.engine) as s:
+            q = select(TurnRow.id).where(TurnRow.session_id == session_id)
+            q = q.where(TurnRow.id == turn_id) if turn_id is not None else q.order_by(TurnRow.id.desc()).limit(1)
+            return s.scalar(q)
+
+    def save_feedback(self, session_id: str, turn_id: int, rating: int, comment: str, channel: str,
+                      now: datetime) -> None:
+        """One rating per turn: a second click (changed mind) replaces the first."""
+        for attempt in range(2):  # a concurrent first rating of the same turn: retry as an update
+            try:
+                with Session(self.engine) as s, s.begin():
+                    row = s.scalar(select(Feedback).where(Feedback.turn_id == turn_id))
+                    if row is None:
+                        row = Feedback(turn_id=turn_id, session_id=session_id)
+                        s.add(row)
+                    row.rating, row.comment, row.channel, row.created_at = rating, mask(comment), channel, now
+                return
+            except IntegrityError:
+                if attempt:
+                    raise
+
+    def transcript(self, session_id: str) -> list[dict[str, Any]]:
+        """The turns as a shopper's widget redraws them: masked texts, quick replies, order card, rating."""
+        with Session(self.engine) as s:
+            rows = s.execute(select(TurnRow, Feedback.rating).outerjoin(Feedback, Feedback.turn_id == TurnRow.id)
+                             .where(TurnRow.session_id == session_id).order_by(TurnRow.id)).all()
+            return [{"turn_id": t.id, "at": t.at.isoformat(), "user": t.user_text, "reply": t.reply_text,
+                     "route": t.route, "choices": list(t.reply.get("choices") or []),
+                     "handoff": bool(t.reply.get("handoff")), "card": t.reply.get("card"), "rating": rating}
+                    for t, rating in rows]
 
 
 def _masked(value: Any) -> Any:

@@ -27,7 +27,7 @@ INTERNAL_ERROR = ("Sorry, something went wrong on our side while answering that.
 
 
 def _order_status(d: dict[str, Any]) -> str:
-    parts = [f"Your order {d['order_id']} is {d['status_text']}."]
+    parts = [f"Your order {d['order_id']} {'has' if d.get('status') == 'shipped' else 'is'} {d['status_text']}."]
     if d.get("items_text"):
         parts.append(f"It contains {d['items_text']}.")
     if d.get("placed"):
@@ -40,8 +40,12 @@ def _order_status(d: dict[str, Any]) -> str:
         parts.append(f"Latest update: {d['latest_event']}.")
     if d.get("delivered"):
         parts.append(f"It was delivered on {d['delivered']}.")
+    elif d.get("expected") and d.get("expected_passed"):
+        parts.append(f"It was expected by {d['expected']} and hasn't been delivered yet.")
     elif d.get("expected"):
         parts.append(f"Expected delivery: {d['expected']}.")
+    if d.get("returns_text"):
+        parts.append(f"Returns: {d['returns_text']}.")
     if d.get("next_step"):
         parts.append(d["next_step"])
     return " ".join(parts)
@@ -60,11 +64,18 @@ _TEMPLATES: dict[str, Callable[[dict[str, Any]], str]] = {
         "address or zip code on the order and try again."),
     "locked_out": lambda d: (
         "For your security, order lookups are paused for this chat after too many unsuccessful attempts. "
-        f"Please try again in {d['minutes']} minutes, or ask to talk to a person."),
+        f"Please try again in {d['minutes']} minute{'s' if d['minutes'] != 1 else ''}, or ask to talk to a person."),
     "other_customer": lambda d: (
         "This chat is already verified for another customer, so I can't show details of that order here. "
         "Please start a new chat to look it up."),
+    "not_your_order": lambda d: (
+        f"Order {d['order_id']} isn't one of the orders of the customer verified in this chat, so I can't share "
+        "anything about it here. To look up another customer's order, please start a new chat."),
+    "token_rejected": lambda d: (
+        "I couldn't confirm your sign-in (it may have expired). Please reload the page and sign in again, "
+        "or tell me your order number and the email address or billing zip code on the order."),
     "pick_order": lambda d: f"Which order do you mean? Your recent orders are: {d['orders_text']}.",
+    "pick_matching_order": lambda d: f"More than one of your orders matches that: {d['orders_text']}. Which one?",
     "no_orders": lambda d: "I couldn't find any orders on your account.",
     "faq_answer": lambda d: d["answer"],
     "faq_unknown": lambda d: (
@@ -106,7 +117,8 @@ def citation(passages: tuple[Passage, ...]) -> str:
         seen.setdefault(p.title, p.url)
     if not seen:
         return ""
-    return "Source: " + "; ".join(f"{title} ({url})" for title, url in seen.items())
+    # an imported FAQ pair may have no url: then the title alone names it
+    return "Source: " + "; ".join(f"{title} ({url})" if url else title for title, url in seen.items())
 
 
 def resume(flow: Flow) -> str:

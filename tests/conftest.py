@@ -88,6 +88,73 @@ def make_assistant(settings: Settings, fake_models: Models):
     return make
 
 
+# ---- the shop database on SQLite and on PostgreSQL (store contract tests) --------------------------
+POSTGRES_URL_ENV = "SHOPDESK_TEST_POSTGRES_URL"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The PostgreSQL server of the contract tests. Skipped only outside CI when none is configured."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from app.db import make_engine
+
+    url = os.environ.get(POSTGRES_URL_ENV, "")
+    hint = f"`export {POSTGRES_URL_ENV}=$(bash .ci/postgres-up)` starts one on loopback"
+    if not url:
+        if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
+            pytest.fail(f"CI is set but {POSTGRES_URL_ENV} is not, so the PostgreSQL contract tests cannot run; {hint}")
+        pytest.skip(f"PostgreSQL not configured: set {POSTGRES_URL_ENV} ({hint})")
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except DBAPIError as exc:
+        pytest.fail(f"{POSTGRES_URL_ENV} is set but the server is unreachable ({hint}): {exc}")
+    finally:
+        engine.dispose()
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path):
+    """The URL of an empty database: a SQLite file, or a fresh schema on the PostgreSQL server (dropped after)."""
+    from uuid import uuid4
+
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from app.db import make_engine
+
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'contract.db'}"
+        return
+    url = request.getfixturevalue("postgres_url")
+    schema = f"t_{uuid4().hex[:16]}"
+    admin = make_engine(url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield make_url(admin.url).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+            hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture()
+def db_engine(empty_db_url: str):
+    """A migrated, empty shop database on SQLite and on PostgreSQL (the test runs once on each)."""
+    from app.db import make_engine, migrate
+
+    engine = make_engine(empty_db_url)
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
 # ---- the real bundled models (tests marked integration) ------------------------------------------
 @pytest.fixture(scope="session")
 def real_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
