@@ -159,18 +159,11 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     from app.errors import IndexNotBuiltError
     from app.factory import embedder, faq_index, faq_retriever
-    from knowledge_base.batch_search import read_queries, search_records
-    from knowledge_base.errors import QueryFileError
+    from app.jsonl import read_text_file
+    from knowledge_base.batch_search import search_records
 
     settings = _settings(args)
-    if args.file in (None, "-"):
-        records = read_queries(sys.stdin, "stdin")
-    else:
-        path = Path(args.file)
-        if not path.is_file():
-            raise QueryFileError(f"{path}: no such file (give a JSONL file, or - to read stdin)")
-        with path.open(encoding="utf-8") as f:
-            records = read_queries(f, str(path))
+    records = read_text_file(args.file, "searched", "do you ship to canada?")
     emb = embedder(settings, _mode(args))
     index = faq_index(settings, emb)
     if not index.exists():
@@ -215,19 +208,12 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from app.factory import classifier, embedder
-    from intents.batch import classify_records, read_messages
+    from app.jsonl import read_text_file
+    from intents.batch import classify_records
     from intents.entities import EntityExtractor
-    from intents.errors import MessageFileError
 
     settings = _settings(args)
-    if args.file in (None, "-"):
-        texts = read_messages(sys.stdin, "stdin")
-    else:
-        path = Path(args.file)
-        if not path.is_file():
-            raise MessageFileError(f"{path}: no such file (give a JSONL file, or - to read stdin)")
-        with path.open(encoding="utf-8") as f:
-            texts = read_messages(f, str(path))
+    texts = [r["text"] for r in read_text_file(args.file, "classified", "where is my order?")]
     clf = classifier(settings, embedder(settings, _mode(args)), _mode(args))
     extractor = EntityExtractor(settings.order_prefix)
     with tqdm(total=len(texts), desc="classifying", unit="msg", file=sys.stderr, disable=None) as bar:

@@ -2,7 +2,7 @@
 CLI reports these like ``app.errors.ShopdeskError`` (message, exit code 2).
 
 IntentsError (a ValueError: all of these are bad input, never a bug)
- +-- MessageFileError   a ``shopdesk classify`` input line is not a JSON object with a "text" string
+ +-- MessageFileError   a bad ``shopdesk classify`` argument (e.g. a batch size below 1)
 """
 
 

@@ -4,42 +4,17 @@ Each input line is an object with a ``text`` string (other keys are passed throu
 line is that object plus ``results``: the best distinct articles, each ``{doc_id, title, url,
 section, score, similarity}`` (``score`` is the retriever's ranking score, ``similarity`` the cosine
 the relevance floor compares), and ``answerable``: whether the FAQ would answer rather than decline.
-Every input line is checked before any search runs, so bad input produces no partial output.
+The CLI reads the input (``app.jsonl``) and checks every line before any search runs, so bad
+input produces no partial output.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from knowledge_base.errors import QueryFileError
 from knowledge_base.index import Hit
 from knowledge_base.retriever import Retriever
-
-MAX_REPORTED = 10  # bad lines listed in one error
-
-
-def read_queries(lines: Iterable[str], source: str = "input") -> list[dict[str, Any]]:
-    records, problems = [], []
-    for n, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            problems.append(f"line {n}: not JSON ({exc.msg})")
-            continue
-        if not isinstance(obj, dict) or not isinstance(obj.get("text"), str) or not obj["text"].strip():
-            problems.append(f'line {n}: expected an object with a non-empty "text" string, got {line.strip()[:80]}')
-            continue
-        records.append(obj)
-    if problems:
-        more = f"\n  ... and {len(problems) - MAX_REPORTED} more" if len(problems) > MAX_REPORTED else ""
-        raise QueryFileError(f"{source}: {len(problems)} bad line(s), nothing was searched "
-                             f'(each line must be like {{"text": "do you ship to canada?"}}):\n  '
-                             + "\n  ".join(problems[:MAX_REPORTED]) + more)
-    return records
 
 
 def doc_results(hits: Sequence[Hit], k: int) -> list[dict[str, Any]]:

@@ -4,7 +4,6 @@ the CLI reports these like ``app.errors.ShopdeskError`` (message, exit code 2).
 KnowledgeBaseError (a ValueError: all of these are bad input, never a bug)
  +-- ArticleError     an article file is malformed or two articles share an id (names the files)
  +-- FaqImportError   a question/answer file has bad rows (lists them by line); nothing was imported
- +-- QueryFileError   a ``shopdesk search`` input line is not a JSON object with a "text" string
 """
 
 
@@ -22,7 +21,3 @@ class FaqImportError(KnowledgeBaseError):
         self.problems = problems
         listed = "\n".join(f"  {p}" for p in problems)
         super().__init__(f"{source}: {len(problems)} problem(s), nothing was imported:\n{listed}")
-
-
-class QueryFileError(KnowledgeBaseError):
-    pass

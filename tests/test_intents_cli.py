@@ -6,10 +6,11 @@ import json
 import pytest
 
 from app.cli import main
-from intents.batch import classify_records, read_messages
+from app.errors import InputError
+from app.jsonl import read_text_lines
+from intents.batch import classify_records
 from intents.classifier import KeywordClassifier
 from intents.entities import EntityExtractor
-from intents.errors import MessageFileError
 
 LINES = [{"text": "where is my order SD-10492?"}, {"text": "hi"}, {"text": "cancel order #10493 pls"},
          {"text": "what's the weather"}, {"text": "refund to ada@example.com, zip 94110"}]
@@ -40,15 +41,16 @@ def test_classify_records_in_order_batched_with_entities():
     assert all(0 < o["confidence"] <= 1 for o in out)
 
 
-def test_read_messages_lists_every_bad_line_and_reads_nothing():
+def test_reading_lists_every_bad_line_and_reads_nothing():
     lines = ['{"text": "ok"}', "", "not json", '{"message": "hi"}', '{"text": "  "}', '["hi"]']
-    with pytest.raises(MessageFileError) as err:
-        read_messages(lines, "in.jsonl")
+    with pytest.raises(InputError) as err:
+        read_text_lines(lines, "in.jsonl", "classified", "where is my order?")
     msg = str(err.value)
     assert "in.jsonl: 4 bad line(s), nothing was classified" in msg
     assert all(f"line {n}:" in msg for n in (3, 4, 5, 6)) and "line 1:" not in msg
     assert '{"text": "where is my order?"}' in msg  # says what a good line looks like
-    assert read_messages(['{"text": "a", "id": 1}', "  ", '{"text": "b"}']) == ["a", "b"]
+    assert [r["text"] for r in read_text_lines(['{"text": "a", "id": 1}', "  ", '{"text": "b"}'], "in", "x", "y")
+            ] == ["a", "b"]
 
 
 def test_cli_classify_file_and_stdin(tmp_path, capsys, monkeypatch):

@@ -8,9 +8,10 @@ import json
 import pytest
 
 from app.cli import main
+from app.errors import InputError
 from app.factory import Mode, build_index, embedder, faq_index, faq_retriever
-from knowledge_base.batch_search import doc_results, read_queries, search_records
-from knowledge_base.errors import QueryFileError
+from app.jsonl import read_text_lines
+from knowledge_base.batch_search import doc_results, search_records
 
 QUESTIONS = ["how much does shipping cost", "do gift cards expire", "can i pay with paypal",
              "how do i reset my password", "do you ship to canada"]
@@ -66,12 +67,12 @@ def test_search_without_an_index_says_which_command_builds_it(settings, tmp_path
 def test_batches_give_the_same_results_as_single_questions(indexed):
     emb = embedder(indexed, Mode(fake_models=True))
     retriever = faq_retriever(indexed, emb, faq_index(indexed, emb))
-    records = read_queries([json.dumps({"text": q}) for q in QUESTIONS])
+    records = read_text_lines([json.dumps({"text": q}) for q in QUESTIONS], "q", "searched", "x")
     batched = list(search_records(records, retriever, 3, 0.1, 3, batch=2))
     single = [next(search_records([r], retriever, 3, 0.1, 3, batch=1)) for r in records]
     assert batched == single
-    with pytest.raises(QueryFileError, match="line 1"):
-        read_queries(['{"text": 3}'])
+    with pytest.raises(InputError, match="line 1"):
+        read_text_lines(['{"text": 3}'], "q", "searched", "x")
 
 
 def test_doc_results_keep_the_first_chunk_of_each_article():
