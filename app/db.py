@@ -133,7 +133,13 @@ class Return(Base):
     reason: Mapped[str] = mapped_column(String(400), default="")
     refund_amount: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"))
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    kind: Mapped[str] = mapped_column(String(16), default="return", server_default="return")  # m004: | exchange
+    refund_method: Mapped[str] = mapped_column(String(40), default="", server_default="")  # m004
+    instructions: Mapped[str] = mapped_column(Text, default="", server_default="")  # m004: label / drop-off text
+    session_id: Mapped[str | None] = mapped_column(String(64), nullable=True)  # m004: the chat that created it
+    request_key: Mapped[str | None] = mapped_column(String(64), nullable=True)  # m004: one row per confirmation
     items: Mapped[list[ReturnItem]] = relationship(order_by="ReturnItem.id")
+    __table_args__ = (Index("ix_returns_request_key", "request_key", unique=True),)
 
 
 class ReturnItem(Base):
@@ -142,6 +148,21 @@ class ReturnItem(Base):
     return_id: Mapped[str] = mapped_column(ForeignKey("returns.id"), index=True)
     sku: Mapped[str] = mapped_column(String(64))
     qty: Mapped[int] = mapped_column(Integer)
+    replacement_sku: Mapped[str | None] = mapped_column(String(64), nullable=True)  # m004: exchanges
+
+
+class AuditRow(Base):  # m004: one row per write a flow makes, in the write's own transaction
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    session_id: Mapped[str] = mapped_column(String(64), index=True)
+    customer_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    action: Mapped[str] = mapped_column(String(32))  # create_return | create_exchange | cancel_order
+    order_id: Mapped[str] = mapped_column(String(32), index=True)
+    object_id: Mapped[str] = mapped_column(String(32))  # RMA id, or the order id for a cancellation
+    clauses: Mapped[list[str]] = mapped_column(JSON)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+    request_key: Mapped[str] = mapped_column(String(64), unique=True)
 
 
 # ---- assistant ----------------------------------------------------------------------------------
@@ -227,7 +248,8 @@ def display_url(url: str) -> str:
 
 def make_engine(url: str) -> Engine:
     url = database_url(url)
-    kwargs: dict[str, Any] = {"future": True}
+    # hide_parameters: an error message never carries a shopper's email or address from the SQL parameters
+    kwargs: dict[str, Any] = {"future": True, "hide_parameters": True}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
     else:  # a server may restart under a long-running app: test pooled connections before use

@@ -4,7 +4,7 @@ Each migration describes the schema change it makes with its own frozen table de
 with the current models of ``app.db``: a database created by an older Shopdesk must reach exactly
 the schema a new one gets. ``tests/test_store_contract.py`` checks that migrating an empty database
 yields the tables, columns and indexes of ``app.db.Base`` on SQLite and on PostgreSQL, so a model
-change without a migration fails there. Add ``m003_...`` for the next change; never edit an applied one.
+change without a migration fails there. Add ``m005_...`` for the next change; never edit an applied one.
 """
 
 from __future__ import annotations
@@ -169,10 +169,43 @@ def _m003_feedback_session_tokens(conn: Connection) -> None:
     m.create_all(conn, tables=[feedback, tokens])
 
 
+def _m004_return_flows(conn: Connection) -> None:
+    """What the return, exchange and cancellation flows write (issue 5).
+
+    - ``returns.kind`` (return | exchange), ``refund_method``, ``instructions`` (the label or drop-off
+      text the shopper was given), ``session_id``, and ``request_key``: unique, so a repeated or
+      double-sent "yes" of one confirmation creates one row;
+    - ``return_items.replacement_sku``: the variant an exchanged item is swapped for;
+    - ``audit_log``: one row per write (who, what, when, which policy clauses), written in the same
+      transaction as the write itself.
+    """
+    _add_column(conn, "returns", "kind", String(16), nullable=False, default="return")
+    _add_column(conn, "returns", "refund_method", String(40), nullable=False, default="")
+    _add_column(conn, "returns", "instructions", Text(), nullable=False, default="")
+    _add_column(conn, "returns", "session_id", String(64), nullable=True)
+    _add_column(conn, "returns", "request_key", String(64), nullable=True)
+    _add_column(conn, "return_items", "replacement_sku", String(64), nullable=True)
+    m = MetaData()
+    returns = Table("returns", m, Column("request_key", String(64)))
+    Index("ix_returns_request_key", returns.c.request_key, unique=True).create(conn)
+    audit = Table("audit_log", m,
+                  Column("id", Integer, primary_key=True, autoincrement=True),
+                  Column("at", DateTime, nullable=False, index=True),
+                  Column("session_id", String(64), nullable=False, index=True),
+                  Column("customer_id", String(32), nullable=True),
+                  Column("action", String(32), nullable=False),
+                  Column("order_id", String(32), nullable=False, index=True),
+                  Column("object_id", String(32), nullable=False),
+                  Column("clauses", JSON, nullable=False), Column("detail", JSON, nullable=False),
+                  Column("request_key", String(64), nullable=False, unique=True))
+    m.create_all(conn, tables=[audit])
+
+
 MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (1, "initial", _m001_initial),
     (2, "sessions_turns_attempts", _m002_sessions_turns_attempts),
     (3, "feedback_session_tokens", _m003_feedback_session_tokens),
+    (4, "return_flows", _m004_return_flows),
 )
 
 _VERSIONS = MetaData()

@@ -52,7 +52,7 @@ def _money(amount: object) -> str:
 
 def _payment_line(order: OrderView) -> str:
     """What happened to the money of a cancelled order, from its payment rows."""
-    if not order.payments or all(p.status == "authorized" for p in order.payments):
+    if not order.payments or all(p.status in ("authorized", "voided") for p in order.payments):
         return "You were not charged for it."
     refunded = [p for p in order.payments if p.status == "refunded"]
     if refunded:

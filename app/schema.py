@@ -93,9 +93,10 @@ class Facts:
 class Flow:
     """An active multi-turn flow: which one, what it has collected, when it started."""
 
-    name: str  # verify_order | handoff_offer | (returns, cancel: issue 5)
+    name: str  # verify_order | handoff_offer | return | exchange | refund_status | cancel
     slots: tuple[tuple[str, Any], ...] = ()
     started_at: str = ""
+    updated_at: str = ""  # the last turn that touched it (a stale flow expires from here)
 
     def slot(self, key: str, default: Any = None) -> Any:
         return dict(self.slots).get(key, default)
@@ -128,7 +129,8 @@ class SessionState:
             session_id=data["session_id"],
             customer_id=data.get("customer_id"),
             verified_orders=tuple(data.get("verified_orders", ())),
-            flow=Flow(flow["name"], tuple(tuple(s) for s in flow["slots"]), flow["started_at"]) if flow else None,
+            flow=Flow(flow["name"], tuple(tuple(s) for s in flow["slots"]), flow["started_at"],
+                      flow.get("updated_at") or flow["started_at"]) if flow else None,
             failed_verifications=int(data.get("failed_verifications", 0)),
             locked_until=data.get("locked_until"),
             unclear_turns=int(data.get("unclear_turns", 0)),

@@ -21,6 +21,7 @@ from app.db import (
     Customer,
     HandoffTicket,
     Order,
+    Product,
     Return,
     SessionRow,
     Shipment,
@@ -58,6 +59,21 @@ class ReturnView:
     status: str  # requested | received | refunded | rejected
     refund_amount: Decimal
     created_at: datetime
+    items: tuple[tuple[str, int], ...] = ()  # (sku, qty)
+    kind: str = "return"  # return | exchange
+    refund_method: str = ""
+
+
+@dataclass(frozen=True)
+class VariantView:
+    """A product variant (size/colour) of the shop's catalogue, for exchanges."""
+
+    sku: str
+    product: str
+    name: str
+    attributes: dict[str, str]
+    price: Decimal
+    stock: int
 
 
 @dataclass(frozen=True)
@@ -75,6 +91,7 @@ class OrderView:
     events: tuple[EventView, ...] = ()
     payment_method: str = ""
     payments: tuple[PaymentView, ...] = ()
+    shipping_zip: str = ""
     returns: tuple[ReturnView, ...] = ()
 
     @property
@@ -95,9 +112,11 @@ def _order_view(o: Order) -> OrderView:
         shipped_at=s.shipped_at if s else None, expected_delivery=s.expected_delivery if s else None,
         delivered_at=s.delivered_at if s else None,
         events=tuple(EventView(e.at, e.location, e.description) for e in s.events) if s else (),
-        payment_method=o.payment_method,
+        payment_method=o.payment_method, shipping_zip=o.shipping_zip,
         payments=tuple(PaymentView(p.method, Decimal(p.amount), p.status) for p in o.payments),
-        returns=tuple(ReturnView(r.id, r.status, Decimal(r.refund_amount), r.created_at) for r in o.returns),
+        returns=tuple(ReturnView(r.id, r.status, Decimal(r.refund_amount), r.created_at,
+                                 tuple((i.sku, i.qty) for i in r.items), r.kind, r.refund_method)
+                      for r in o.returns),
     )
 
 
@@ -105,7 +124,7 @@ _ORDER_LOAD = (
     selectinload(Order.items),
     selectinload(Order.shipment).selectinload(Shipment.events),
     selectinload(Order.payments),
-    selectinload(Order.returns),
+    selectinload(Order.returns).selectinload(Return.items),
 )
 
 
@@ -144,6 +163,16 @@ class ShopStore:
         if zip_code and cust_zip and _same(_zip(zip_code), _zip(cust_zip)):
             return customer_id
         return None
+
+    def variants_of(self, sku: str) -> list[VariantView]:
+        """Every variant of the product ``sku`` belongs to (itself included), in catalogue order."""
+        with Session(self.engine) as s:
+            family = s.scalar(select(Product.product).where(Product.sku == sku))
+            if family is None:
+                return []
+            rows = s.scalars(select(Product).where(Product.product == family).order_by(Product.sku)).all()
+            return [VariantView(p.sku, p.product, p.name, {str(k): str(v) for k, v in (p.attributes or {}).items()},
+                                Decimal(p.price), int(p.stock)) for p in rows]
 
     def customer_exists(self, customer_id: str) -> bool:
         with Session(self.engine) as s:
@@ -215,9 +244,11 @@ class ShopStore:
             tickets = s.scalars(select(HandoffTicket)).all()
             return {
                 "orders": [{"id": o.id, "status": o.status} for o in orders],
-                "returns": [{"id": r.id, "order": r.order_id, "status": r.status,
+                "returns": [{"id": r.id, "order": r.order_id, "status": r.status, "kind": r.kind,
                              "refund_amount": float(r.refund_amount),
-                             "items": [{"sku": i.sku, "qty": i.qty} for i in r.items]} for r in returns],
+                             "items": [{"sku": i.sku, "qty": i.qty, **({"replacement_sku": i.replacement_sku}
+                                                                       if i.replacement_sku else {})}
+                                       for i in r.items]} for r in returns],
                 "handoff_tickets": [{"id": t.id, "session_id": t.session_id, "status": t.status,
                                      "customer": t.customer_id} for t in tickets],
             }

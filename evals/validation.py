@@ -20,7 +20,7 @@ EXPECT_KEYS = {"intent", "route", "reply_contains", "reply_contains_any", "reply
                "sources", "actions", "handoff", "verified"}
 FINAL_KEYS = {"returns", "orders", "handoff_tickets"}
 # fields of the final-state rows the runner reads back (app.store.ShopStore.snapshot)
-FINAL_ROW_KEYS = {"returns": {"id", "order", "status", "items", "refund_amount"},
+FINAL_ROW_KEYS = {"returns": {"id", "order", "status", "items", "refund_amount", "kind"},
                   "orders": {"id", "status"},
                   "handoff_tickets": {"id", "status", "customer", "session_id"}}
 ACTION_NAMES = ("create_return", "create_exchange", "cancel_order", "open_handoff_ticket")

@@ -97,3 +97,20 @@ def test_the_gate_catches_a_shortened_return_window(tmp_path):
 
     same = run_eval(suite, settings, FAKES, baseline=baseline, out=None, progress=False)
     assert same.exit_code == 0 and same.gate.passed  # the unchanged help centre passes its own baseline
+
+
+def test_the_gate_catches_a_policy_change_that_the_return_flow_enforces(tmp_path):
+    """A shop's policy file with a 7-day window refuses the return the transcripts expect to be created."""
+    settings = load_settings(data_dir=str(tmp_path / "data"), generator="template")
+    suite = [REPO / "evals" / "transcripts" / "returns" / "returns.yaml"]
+    baseline = tmp_path / "baseline.json"
+    good = run_eval(suite, settings, FAKES, json_path=baseline, tags=("write",), out=None, progress=False)
+    assert "return-eligible-full" not in good.summary["failed"], "the control run must pass this transcript"
+
+    policy = tmp_path / "policy.yaml"
+    text = (REPO / "knowledge_base" / "policy.yaml").read_text(encoding="utf-8")
+    policy.write_text(text.replace("days: 30", "days: 7").replace("window_days: 30", "window_days: 7"),
+                      encoding="utf-8")
+    strict = settings.replace(policy_file=str(policy))
+    broken = run_eval(suite, strict, FAKES, baseline=baseline, tags=("write",), out=None, progress=False)
+    assert broken.exit_code == 1 and "return-eligible-full" in broken.gate.newly_failing

@@ -315,7 +315,7 @@ def test_seed_database(engine, shop):
     assert delivered.delivered_at == (DEFAULT_NOW - timedelta(days=10)).date()
     assert delivered.latest_event.description == "Delivered"
     assert store.snapshot(["SD-10008"])["returns"] == [
-        {"id": "RMA-1001", "order": "SD-10008", "status": "refunded", "refund_amount": 98.0,
+        {"id": "RMA-1001", "order": "SD-10008", "status": "refunded", "kind": "return", "refund_amount": 98.0,
          "items": [{"sku": "MCS-CHR-L", "qty": 1}]}]
 
 

@@ -110,8 +110,10 @@ def _expected_view(row: dict, returns: list[dict]) -> OrderView:
         events=tuple(EventView(dt(e["at"]), e["location"], e["description"])
                      for e in sorted(row.get("tracking_events") or [], key=lambda e: e["at"])),
         payment_method=row["payment_method"], payments=(PaymentView(row["payment_method"], total, status),),
+        shipping_zip=row.get("shipping_zip", ""),
         returns=tuple(ReturnView(r["id"], r["status"], Decimal(str(r["refund_amount"])).quantize(Decimal("0.01")),
-                                 dt(r["created_at"])) for r in returns),
+                                 dt(r["created_at"]), tuple((i["sku"], i["qty"]) for i in r["items"]))
+                      for r in returns),
     )
 
 
