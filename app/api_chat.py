@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
-from app.api_deps import ApiContext, client_address, error, rate_limit
+from app.api_deps import ApiContext, client_address, error, rate_limit, store_unavailable
 from app.errors import ShopdeskError
 from app.schema import Message, Reply, Token
 from app.session_access import AccessDenied
@@ -43,7 +43,8 @@ class ChatRequest(BaseModel):
 class FeedbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     session_id: str = Field(min_length=1, max_length=64, pattern=_SESSION_ID)
-    turn_id: int | None = Field(None, description="the reply's turn_id; default: the session's latest turn")
+    turn_id: int | None = Field(None, ge=1, le=2**63 - 1,  # a database integer: bigger ones cannot exist
+                                description="the reply's turn_id; default: the session's latest turn")
     rating: Literal["up", "down"]
     comment: str = Field("", max_length=1000)
     channel: Literal["api", "widget"] = "api"
@@ -107,6 +108,8 @@ def chat_router(ctx: ApiContext) -> APIRouter:
             log.exception("turn failed (session %s)", message.session_id)
             ctx.metrics.error("turn_failed")
             return error(503, TURN_FAILED)
+        if reply.route == "unavailable":  # the database stayed down through the retries: retryable
+            return store_unavailable(ctx.metrics)
         ctx.metrics.observe(reply, message.channel)
         headers = {SESSION_HEADER: new_token} if new_token else None
         return JSONResponse({**reply.to_dict(), "session_token": new_token}, headers=headers)

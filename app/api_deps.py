@@ -14,7 +14,9 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app import templates
 from app.config import Settings
+from app.errors import StoreUnavailableError
 from app.metrics import Metrics
 from app.orchestrator import Assistant
 from app.ratelimit import RateLimiter, retry_after
@@ -53,6 +55,7 @@ def rate_limit(ctx: ApiContext):
     return Depends(dependency)
 
 
+UNAVAILABLE_RETRY_AFTER_S = "5"  # a hint to API clients; the database retries themselves are settings
 _bearer = HTTPBearer(auto_error=False, description="the staff token (SHOPDESK_STAFF_TOKEN)")
 
 
@@ -66,6 +69,13 @@ def staff_only(ctx: ApiContext):
             raise HTTPException(401, "staff endpoints need `Authorization: Bearer <SHOPDESK_STAFF_TOKEN>`",
                                 headers={"WWW-Authenticate": "Bearer"})
     return Depends(dependency)
+
+
+def store_unavailable(metrics: Metrics) -> JSONResponse:
+    """The database stayed locked or down through the retries (app/retry.py): 503, and the text the widget
+    shows. Nothing of the request was stored, so sending it again is safe."""
+    metrics.error("store_unavailable")
+    return error(503, templates.STORE_UNAVAILABLE, headers={"Retry-After": UNAVAILABLE_RETRY_AFTER_S})
 
 
 def install_error_handlers(app: Any, metrics: Metrics) -> None:
@@ -90,6 +100,10 @@ def install_error_handlers(app: Any, metrics: Metrics) -> None:
         summary = "; ".join(f"{d['field'] or 'body'}: {d['problem']}" for d in details)
         return error(422, f"the request does not match the API: {summary}", details=details)
 
+    async def unavailable(_request: Request, exc: StoreUnavailableError) -> JSONResponse:
+        log.warning("request not served: %s", exc)
+        return store_unavailable(metrics)
+
     async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
         metrics.error("internal")
@@ -97,4 +111,5 @@ def install_error_handlers(app: Any, metrics: Metrics) -> None:
 
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(StoreUnavailableError, unavailable)
     app.add_exception_handler(Exception, unexpected)

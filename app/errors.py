@@ -4,6 +4,7 @@ ShopdeskError
  +-- ConfigError          bad or missing setting (message names the setting and the fix)
  +-- InputError           a shopper message or request the assistant refuses (empty, too long)
  +-- StoreError           the shop database failed
+ |    +-- StoreUnavailableError  it kept failing transiently (locked, restarting) after the retries (app/retry.py)
  +-- ModelError           a model could not be loaded or failed to produce output
  +-- IndexNotBuiltError   the FAQ index or intent model is missing (message says which command builds it)
  +-- TranscriptError      an eval transcript is malformed (message names file and key)
@@ -23,6 +24,10 @@ class InputError(ShopdeskError):
 
 
 class StoreError(ShopdeskError):
+    pass
+
+
+class StoreUnavailableError(StoreError):
     pass
 
 

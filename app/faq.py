@@ -4,17 +4,23 @@ The floor compares each hit's cosine similarity to the question (``retrieval_min
 retriever ranks by fused rank, and every hit carries its cosine. When no hit among the top
 ``retrieval_top_k`` reaches the floor, the assistant says it does not know and offers a human instead
 of guessing; evals/bench_retrieval.py measures that trade-off on labelled questions.
+
+When the index cannot be searched (missing, empty, damaged, its server down), the FAQ says so and
+offers a person (``faq_unavailable``); nothing else of the assistant depends on the index.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 
 from app.schema import Facts, Passage
 from app.text import stems
+from knowledge_base.errors import IndexUnavailableError
 from knowledge_base.retriever import Retriever
 
 ROUTE = "faq"
+log = logging.getLogger(__name__)
 
 
 def best_sentences(text: str, query: str = "", limit: int = 3, max_chars: int = 500) -> str:
@@ -43,7 +49,12 @@ class FaqHandler:
         self.min_score = min_score
 
     def handle(self, text: str) -> Facts:
-        hits = self.retriever.search(text, self.top_k)
+        try:
+            hits = self.retriever.search(text, self.top_k)
+        except IndexUnavailableError as exc:
+            log.error("FAQ not searchable: %s", exc)
+            return Facts(kind="faq_unavailable", route=ROUTE, handoff=True, choices=("Talk to a person",),
+                         use_model=False)
         passages = tuple(Passage(h.doc_id, h.title, h.url, h.section, h.text, round(h.similarity, 4)) for h in hits)
         relevant = tuple(p for p, h in zip(passages, hits, strict=True) if h.similarity >= self.min_score)
         if not relevant:

@@ -91,6 +91,7 @@ def convert_bundled(cache_dir: Path) -> Path:
 
 class LocalGenerator:
     uses_model = True
+    decodes_in_caller = True  # app/timebox.py: no helper thread (measured slower); bounded per token
 
     def __init__(self, model: str, cache_dir: Path, device: str = "auto", dtype: str = "auto",
                  threads: int = 0) -> None:
@@ -183,13 +184,26 @@ class LocalGenerator:
             inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
                                                    return_dict=True)
             inputs = {k: v.to(self.device) for k, v in inputs.items()}
-            with self._generate_lock, torch.inference_mode():
-                self._model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
-                                     repetition_penalty=1.15, streamer=_Callback(),
-                                     stopping_criteria=StoppingCriteriaList([_Stop()]),
-                                     pad_token_id=tokenizer.eos_token_id)
+            if not self._acquire(should_stop):
+                return
+            try:
+                with torch.inference_mode():
+                    self._model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
+                                         repetition_penalty=1.15, streamer=_Callback(),
+                                         stopping_criteria=StoppingCriteriaList([_Stop()]),
+                                         pad_token_id=tokenizer.eos_token_id)
+            finally:
+                self._generate_lock.release()
         except (RuntimeError, ValueError, TypeError, IndexError) as exc:
             raise ModelError(f"generation failed: {exc!r}") from exc
+
+    def _acquire(self, should_stop: Callable[[], bool], poll_s: float = 0.05) -> bool:
+        """Wait for the model while another turn generates, but give up once this turn's budget is
+        spent: queueing behind the others would make every waiting turn overrun its budget."""
+        while not self._generate_lock.acquire(timeout=poll_s):
+            if should_stop():
+                return False
+        return True
 
 
 class OpenAIGenerator:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from app.db import SessionToken
 from app.errors import ShopdeskError
+from app.retry import db_retry
 from app.session import SessionRepository
 
 
@@ -38,7 +39,9 @@ class SessionAccess:
     def __init__(self, engine: Engine, sessions: SessionRepository) -> None:
         self.engine = engine
         self.sessions = sessions
+        self.retry = sessions.retry  # transient database failures: retried like the session's own reads
 
+    @db_retry("check session token")
     def holds(self, session_id: str, token: str | None) -> bool:
         """True when ``token`` is this session's token (constant-time compare)."""
         if not token:
@@ -47,6 +50,7 @@ class SessionAccess:
             row = s.get(SessionToken, session_id)
         return row is not None and hmac.compare_digest(row.token_hash, _digest(token))
 
+    @db_retry("open session")  # safe to re-run: the only write is the last step, and it is all or nothing
     def open(self, session_id: str | None, token: str | None, now: datetime) -> tuple[str, str | None]:
         """The session to run a turn in, and its new token when this call started it (else None)."""
         if session_id is None:

@@ -29,6 +29,7 @@ from app.clock import FrozenClock
 from app.config import Settings
 from app.factory import Mode, Models, build_assistant, classifier, database, embedder, faq_index, generator
 from app.fixtures import load_fixtures
+from app.pii import mask, mask_all
 from app.schema import Message, Reply
 from evals.checks import check_final_state, check_turn
 from evals.metrics import compute_metrics
@@ -62,17 +63,22 @@ def merged_fixtures(t: Transcript, now: datetime) -> dict[str, Any]:
 
 
 def turn_record(i: int, t: Transcript, reply: Reply, latency_s: float, app_budget_s: float = 0.0) -> dict[str, Any]:
-    """What the report needs of one turn: what was said, what happened, what was expected."""
+    """What the report needs of one turn: what was said, what happened, what was expected.
+
+    Texts are PII-masked like stored turns (app/pii.py): a report is read and passed around more widely
+    than the database. The checks ran on the unmasked reply; ``failed.yaml`` keeps the transcript as written.
+    """
     turn = t.turns[i]
     judged = not any(r in NOT_JUDGED for r in reply.guard.reasons)
-    return {"index": i, "line": turn.line, "user": turn.user, "reply": reply.text, "intent": reply.intent,
+    return {"index": i, "line": turn.line, "user": mask(turn.user), "reply": mask(reply.text), "intent": reply.intent,
             "route": reply.route, "confidence": reply.confidence, "sources": list(reply.sources),
             "actions": [a.to_dict() for a in reply.actions], "verified": reply.verified, "handoff": reply.handoff,
             "generated_by": reply.generated_by, "guard": list(reply.guard.reasons),
             "guard_accepted": reply.guard.accepted,
             # the model wrote a candidate: either it was sent, or the guard (or the clock) refused it
             "model_used": reply.generated_by != "template" or not reply.guard.accepted,
-            "guard_judged": judged, "expect": turn.expect, "failures": check_turn(turn.expect, reply),
+            "guard_judged": judged, "expect": mask_all(turn.expect),
+            "failures": mask_all(check_turn(turn.expect, reply)),
             "latency_s": round(latency_s, 4), "timings": dict(reply.timings),
             # the app (shorter budget) would have sent the template instead of this model reply
             "over_app_budget": bool(app_budget_s) and reply.timings.get("generate", 0.0) > app_budget_s}
@@ -137,7 +143,7 @@ class Runner:
                 final = {"expected": t.final_state, "actual": {k: actual.get(k, []) for k in t.final_state}}
         except Exception as exc:  # a bug in the assistant fails this transcript, not the whole run
             log.exception("transcript %s crashed", t.id)
-            error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=6)}"
+            error = mask(f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=6)}")
         finally:
             engine.dispose()
             shutil.rmtree(tdir, ignore_errors=True)

@@ -10,7 +10,8 @@ it, so lexical and dense retrieval always search the same chunks, local or on a 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from knowledge_base.embedder import Embedder
+from knowledge_base.errors import IndexUnavailableError
 from knowledge_base.loader import Chunk
 
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
@@ -87,16 +89,45 @@ class ChromaIndex:
             )
         return self._collection
 
+    @property
+    def where(self) -> str:
+        return f"{self.host}:{self.port}" if self.host else str(self.path)
+
+    @contextmanager
+    def _failing_as_unavailable(self, doing: str) -> Iterator[None]:
+        """Any failure of Chroma itself becomes ``IndexUnavailableError``, with how to rebuild.
+
+        Broad on purpose: a damaged local index or an unreachable server surfaces as many types
+        (chromadb.errors.*, sqlite3 errors, AttributeError from the Rust bindings, httpx errors); the
+        caller needs one answer to all of them, "the index can't be used right now".
+        """
+        try:
+            yield
+        except IndexUnavailableError:
+            raise
+        except Exception as exc:
+            self._collection, self._snapshot = None, None  # reopen next time: it may have been repaired
+            fix = "check that the Chroma server is running" if self.host else \
+                f"rebuild it with `shopdesk index` (delete {self.path} first if it is damaged)"
+            raise IndexUnavailableError(f"the FAQ index {self.collection_name} at {self.where} cannot be "
+                                        f"{doing} ({type(exc).__name__}: {str(exc)[:200]}); {fix}") from exc
+
+    def _empty(self) -> IndexUnavailableError:
+        return IndexUnavailableError(f"the FAQ index {self.collection_name} at {self.where} is empty; build it "
+                                     "with `shopdesk index`")
+
     def exists(self) -> bool:
         if not self.host and not (self.path and self.path.is_dir()):
             return False
         return self.count() > 0
 
     def count(self) -> int:
-        return int(self.collection.count())
+        with self._failing_as_unavailable("read"):
+            return int(self.collection.count())
 
     def ids(self) -> set[str]:
-        return set(self.collection.get(include=[])["ids"])
+        with self._failing_as_unavailable("read"):
+            return set(self.collection.get(include=[])["ids"])
 
     def sync(self, chunks: Sequence[Chunk], embedder: Embedder, batch: int = 64,
              progress: Callable[[int, int], None] | None = None) -> SyncStats:
@@ -129,8 +160,11 @@ class ChromaIndex:
         """Nearest chunks for each query vector, in one round trip (one call to a Chroma server)."""
         if len(vectors) == 0:
             return []
-        res = self.collection.query(query_embeddings=np.asarray(vectors, dtype=np.float32), n_results=k,
-                                    include=["documents", "metadatas", "distances"])
+        with self._failing_as_unavailable("searched"):
+            res = self.collection.query(query_embeddings=np.asarray(vectors, dtype=np.float32), n_results=k,
+                                        include=["documents", "metadatas", "distances"])
+        if k > 0 and not any(res["ids"]):  # only an empty collection has no nearest chunk at all
+            raise self._empty()
         out = []
         for ids, docs, metas, dists in zip(res["ids"], res["documents"], res["metadatas"], res["distances"],
                                            strict=True):
@@ -146,8 +180,11 @@ class ChromaIndex:
         """(chunk id, cosine similarity) of the nearest chunks per query vector, without their text."""
         if len(vectors) == 0:
             return []
-        res = self.collection.query(query_embeddings=np.asarray(vectors, dtype=np.float32), n_results=k,
-                                    include=["distances"])
+        with self._failing_as_unavailable("searched"):
+            res = self.collection.query(query_embeddings=np.asarray(vectors, dtype=np.float32), n_results=k,
+                                        include=["distances"])
+        if k > 0 and not any(res["ids"]):
+            raise self._empty()
         return [[(cid, 1.0 - float(d)) for cid, d in zip(ids, dists, strict=True)]
                 for ids, dists in zip(res["ids"], res["distances"], strict=True)]
 
@@ -158,7 +195,10 @@ class ChromaIndex:
         ``refresh=True``.
         """
         if self._snapshot is None or refresh:
-            res = self.collection.get(include=["documents", "metadatas", "embeddings"])
+            with self._failing_as_unavailable("read"):
+                res = self.collection.get(include=["documents", "metadatas", "embeddings"])
+            if not res["ids"]:
+                raise self._empty()
             order = sorted(range(len(res["ids"])), key=lambda i: res["ids"][i])  # stable across reads
             chunks = tuple(
                 Chunk(res["ids"][i], m["doc_id"], m["title"], m["url"], m.get("category", ""), m.get("section", ""),

@@ -124,16 +124,17 @@ def test_a_clean_run_removes_a_stale_failed_file(tmp_path, eval_settings):
     assert "All 1 conversations passed" in files["html"].read_text(encoding="utf-8")
 
 
-class ExplodingGenerator:
-    """A generator with a bug (an exception the orchestrator does not expect)."""
+class ExplodingClassifier:
+    """A classifier with a bug on one message (an exception the orchestrator does not expect; a failing
+    generator would not do: the orchestrator falls back to the template reply, tests/test_faults.py)."""
 
-    name, uses_model = "exploding", True
+    def __init__(self, inner) -> None:
+        self.inner = inner
 
-    def warm_up(self) -> None:
-        pass
-
-    def stream(self, messages, max_new_tokens, should_stop):
-        raise KeyError("bug in the generator")
+    def classify(self, text):
+        if text == "hello there":
+            raise KeyError("bug in the classifier")
+        return self.inner.classify(text)
 
 
 def test_a_crash_fails_that_transcript_and_the_run_goes_on(tmp_path, eval_settings, fake_models):
@@ -146,9 +147,10 @@ def test_a_crash_fails_that_transcript_and_the_run_goes_on(tmp_path, eval_settin
     - user: write a poem about cats
       expect: {route: out_of_scope}
 """, encoding="utf-8")
-    summary = run_paths([suite], eval_settings, FAKES, models=replace(fake_models, generator=ExplodingGenerator()))
+    summary = run_paths([suite], eval_settings, FAKES,
+                        models=replace(fake_models, classifier=ExplodingClassifier(fake_models.classifier)))
     crashed, fine = summary["results"]
-    assert not crashed["passed"] and "KeyError: 'bug in the generator'" in crashed["error"]
+    assert not crashed["passed"] and "KeyError: 'bug in the classifier'" in crashed["error"]
     assert fine["passed"] and fine["error"] is None
     html = write_report(summary, tmp_path / "out")["html"].read_text(encoding="utf-8")
-    assert "The assistant crashed during this conversation" in html and "bug in the generator" in html
+    assert "The assistant crashed during this conversation" in html and "bug in the classifier" in html
