@@ -10,8 +10,10 @@ demo at /demo, all thin layers over one ``Assistant``.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,7 @@ from app.api_chat import SESSION_HEADER, chat_router
 from app.api_deps import ApiContext, install_error_handlers
 from app.api_staff import staff_router
 from app.body_limit import BodySizeLimit
-from app.config import Settings
+from app.config import Settings, load_settings
 from app.factory import Mode, build_assistant
 from app.metrics import CONTENT_TYPE, Metrics
 from app.orchestrator import Assistant
@@ -38,6 +40,10 @@ from app.stats import StaffQueries
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 log = logging.getLogger(__name__)
 WIDGET_DIR = Path(__file__).parent / "widget"
+# `shopdesk serve --workers N` hands its options to each worker process here (JSON: config, overrides,
+# fake_models): uvicorn starts workers from an import string, so they cannot receive Python objects
+WORKER_OPTIONS_ENV = "SHOPDESK_SERVE_OPTIONS"
+WORKER_HEADER = "X-Shopdesk-Worker"
 
 
 def allowed_origins(settings: Settings) -> list[str]:
@@ -67,6 +73,7 @@ def create_app(settings: Settings, mode: Mode = Mode(), warm: bool = True,
                     f"session's first turn in the `{SESSION_HEADER}` header; staff endpoints take "
                     "`Authorization: Bearer <SHOPDESK_STAFF_TOKEN>`. Errors are JSON: `{\"error\": \"...\"}`.")
     install_error_handlers(app, metrics)
+    app.add_middleware(WorkerId, worker_id=secrets.token_hex(4))
     # last added runs first: CORS outermost, so 413 and 429 answers carry CORS headers too
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes,
                        on_refuse=lambda: metrics.error("too_large"))
@@ -108,3 +115,41 @@ def create_app(settings: Settings, mode: Mode = Mode(), warm: bool = True,
     auth = ("staff", settings.staff_token) if settings.staff_token else None
     return gr.mount_gradio_app(app, build_ui(assistant, metrics), path="/demo", auth=auth,
                                auth_message="Shopdesk staff demo: user `staff`, password the staff token")
+
+
+class WorkerId:
+    """Names the worker process that answered (an opaque random id, not its pid) in every response,
+    so a load test can show that a session's turns landed on several workers and still worked."""
+
+    def __init__(self, app: Any, worker_id: str) -> None:
+        self.app, self.header = app, (WORKER_HEADER.lower().encode(), worker_id.encode())
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def tagged(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), self.header]}
+            await send(message)
+
+        await self.app(scope, receive, tagged)
+
+
+def worker_options(config: str | None, overrides: dict[str, Any], fake_models: bool) -> str:
+    """What `shopdesk serve --workers N` puts in ``WORKER_OPTIONS_ENV`` for ``worker_app``."""
+    return json.dumps({"config": config, "overrides": overrides, "fake_models": fake_models})
+
+
+def worker_app() -> Any:
+    """The app of one worker process of `shopdesk serve --workers N` (a uvicorn factory). Each worker
+    builds its own Assistant; sessions, turns and writes live in the database they all share."""
+    from app import logs
+
+    logs.configure(logging.WARNING)  # a spawned worker starts with bare logging: mask personal data here too
+    raw = os.environ.get(WORKER_OPTIONS_ENV)
+    if not raw:
+        raise RuntimeError(f"{WORKER_OPTIONS_ENV} is not set: start workers with `shopdesk serve --workers N`")
+    opts = json.loads(raw)
+    settings = load_settings(opts.get("config"), **opts.get("overrides", {}))
+    return create_app(settings, Mode(fake_models=bool(opts.get("fake_models"))))
