@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from app import logs
 from app.config import Settings, load_settings
 from app.errors import ShopdeskError
 from intents.errors import IntentsError
@@ -307,11 +308,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from app.api import create_app
 
     settings = _settings(args, host=args.host, port=args.port)
+    workers = getattr(args, "workers", 1) or 1
+    if workers < 1:
+        print("shopdesk serve: --workers must be at least 1", file=sys.stderr)
+        return 2
     started = time.perf_counter()
-    app = create_app(settings, _mode(args))
+    app = create_app(settings, _mode(args)) if workers == 1 else None
     base = f"http://{settings.host}:{settings.port}"
     staff = "login: staff / $SHOPDESK_STAFF_TOKEN" if settings.staff_token else "open: set SHOPDESK_STAFF_TOKEN"
-    print(f"Shopdesk ready in {time.perf_counter() - started:.1f}s\n"
+    head = (f"Shopdesk ready in {time.perf_counter() - started:.1f}s" if app is not None else
+            f"Shopdesk starting {workers} worker processes (each loads the models; ready when {base}/readyz answers)")
+    print(f"{head}\n"
           f"  shop page with the chat widget: {base}/\n  staff demo:  {base}/demo/ ({staff})\n"
           f"  chat API:    {base}/api/v1/chat (docs: {base}/docs)\n"
           f"  health:      {base}/healthz, {base}/readyz, metrics: {base}/metrics", flush=True)
@@ -319,8 +326,39 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log.warning("serving on %s without SHOPDESK_STAFF_TOKEN: the staff demo is open to anyone who can reach it",
                     settings.host)
     # --proxy-headers: behind a reverse proxy, rate limits and lockouts see the shopper's address
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", proxy_headers=True)
+    # log_config=None: uvicorn's loggers go through the root handlers, which mask personal data (app/logs.py)
+    if app is None:  # N processes, each builds its own app (app.api.worker_app); they share the database
+        import os
+
+        from app.api import WORKER_OPTIONS_ENV, worker_options
+
+        overrides = {"data_dir": str(settings.data_dir), "host": settings.host, "port": settings.port}
+        os.environ[WORKER_OPTIONS_ENV] = worker_options(getattr(args, "config", None), overrides,
+                                                        bool(getattr(args, "fake_models", False)))
+        uvicorn.run("app.api:worker_app", factory=True, workers=workers, host=settings.host, port=settings.port,
+                    log_level="warning", proxy_headers=True, log_config=None)
+        return 0
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", proxy_headers=True,
+                log_config=None)
     return 0
+
+
+def cmd_loadtest(args: argparse.Namespace) -> int:
+    """N concurrent sessions x M turns against a real server process; exit 1 unless the checks pass."""
+    from app.loadtest import LoadConfig, run_loadtest, summary
+
+    config = LoadConfig(sessions=args.sessions, turns=args.turns, timeout_s=args.timeout,
+                        request_timeout_s=args.request_timeout, workers=args.workers, url=args.url or "",
+                        database_url=args.database_url or "", real_models=args.real_models,
+                        work_dir=args.work_dir or "", keep=args.keep, keepalive=args.keepalive)
+    report = run_loadtest(_settings(args), config, progress=True)
+    print(summary(report))
+    if args.json:
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+        print(f"loadtest: report in {out}")
+    return 0 if report["passed"] else 1
 
 
 # ---- parser ------------------------------------------------------------------------------------
@@ -347,6 +385,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("serve", cmd_serve, "run the app: chat API and the Gradio staff demo")
     p.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="port (default 7860)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes sharing the database (default 1); "
+                   "use PostgreSQL (SHOPDESK_DATABASE_URL) for more than one")
 
     for name, fn, text in (("seed", cmd_seed, "create the deterministic demo shop"),
                            ("prepare", cmd_prepare, "seed if empty, index, train if missing, convert the model")):
@@ -387,6 +427,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", nargs="?", default="-", help="JSONL file, or - (default) for stdin")
     p.add_argument("--batch", type=int, default=64, help="messages per classifier call (default 64)")
 
+    p = add("loadtest", cmd_loadtest, "drive N concurrent sessions x M turns through a real server process and "
+            "check the database afterwards (fake models unless --real-models)", fake=False)
+    p.add_argument("--sessions", type=int, default=50, help="concurrent sessions (default 50)")
+    p.add_argument("--turns", type=int, default=20, help="turns per session (default 20)")
+    p.add_argument("--timeout", type=float, default=600.0,
+                   help="seconds after which no new turn starts (default 600; turns in flight get --request-timeout)")
+    p.add_argument("--request-timeout", type=float, default=60.0, help="seconds per request (default 60)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes of the started server (default 1); "
+                   "with more than one use PostgreSQL (--database-url)")
+    p.add_argument("--url", help="drive this running server instead of starting one (needs --database-url; its "
+                   "rate limit stays as configured)")
+    p.add_argument("--database-url", help="database of the run (default: a fresh SQLite file in the work dir); "
+                   "load-test customers LT8xxxxx with orders SD-8xxxxx are added to it")
+    p.add_argument("--real-models", action="store_true",
+                   help="the prepared models of the data dir (`shopdesk prepare`) instead of the fakes")
+    p.add_argument("--work-dir", help="keep the database, index and server log here (default: a temporary dir)")
+    p.add_argument("--keep", action="store_true", help="keep the temporary work dir")
+    p.add_argument("--keepalive", action="store_true", help="reuse connections (default: a new connection per "
+                   "turn, so a session's turns spread over the workers as behind a load balancer)")
+    p.add_argument("--json", metavar="FILE", help="write the report as JSON")
+
     p = add("ask", cmd_ask, "one turn through the full pipeline")
     p.add_argument("message")
     p.add_argument("--session", required=True, help="session id (turns of one session share state)")
@@ -409,7 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logs.configure(logging.WARNING)  # every handler masks personal data (app/logs.py)
     args = build_parser().parse_args(argv)
     try:
         return int(args.fn(args) or 0)

@@ -77,6 +77,19 @@ class Settings:
     customer_token_secret: str = ""
     item_match_min_similarity: float = 0.8  # "the order with the headphones": fuzzy word match floor
     history_turns: int = 4
+    # a return, exchange or cancellation left this long without a reply is stopped (nothing was written)
+    flow_timeout_minutes: int = 30
+    # the return and cancellation policy (knowledge_base/policy.yaml when empty); a shop's own file here
+    policy_file: str = ""
+
+    # database faults (issue 10, app/retry.py): a transient failure (locked, restarting, dropped) is
+    # retried this many times in all, waiting base, 2*base, ... (capped, with jitter); then the shopper is
+    # told the service is briefly unavailable. SQLite waits at most db_busy_timeout_s for another
+    # connection's lock per attempt (was 30 s: a chat turn must not hang that long behind a lock).
+    db_retry_attempts: int = 3
+    db_retry_base_delay_s: float = 0.2
+    db_retry_max_delay_s: float = 2.0
+    db_busy_timeout_s: float = 5.0
 
     # evals (issue 9): `shopdesk eval --baseline` fails when an aggregate metric (transcript pass rate,
     # route accuracy, retrieval hit rate, guard acceptance) drops by more than this (0.02 = 2 points)
@@ -192,8 +205,15 @@ def _validate(s: Settings) -> None:
     if s.customer_token_secret and len(s.customer_token_secret) < 32:
         raise ConfigError("SHOPDESK_CUSTOMER_TOKEN_SECRET must be at least 32 characters; make one with "
                           "`python -c \"import secrets; print(secrets.token_urlsafe(48))\"`")
+    if s.db_retry_attempts < 1 or min(s.db_retry_base_delay_s, s.db_retry_max_delay_s, s.db_busy_timeout_s) < 0:
+        raise ConfigError("db_retry_attempts must be at least 1 (1: no retry) and the db_* delays and "
+                          "db_busy_timeout_s at least 0")
     if s.max_failed_verifications < 1 or s.lockout_minutes < 1:
         raise ConfigError("max_failed_verifications and lockout_minutes must be at least 1")
+    if s.flow_timeout_minutes < 1:
+        raise ConfigError("flow_timeout_minutes must be at least 1")
+    if s.policy_file and not Path(s.policy_file).is_file():
+        raise ConfigError(f"policy_file {s.policy_file} does not exist (a policy.yaml like knowledge_base/policy.yaml)")
     for name in ("intent_confidence_min", "intent_margin_min", "retrieval_min_score", "item_match_min_similarity",
                  "eval_gate_tolerance"):
         if not 0.0 <= getattr(s, name) <= 1.0:

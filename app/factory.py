@@ -11,8 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from app.cancel import CancelHandler
 from app.clock import Clock, SystemClock
 from app.config import Settings
 from app.db import make_engine, migrate
@@ -23,9 +25,14 @@ from app.guard import Guard
 from app.handoff import HandoffHandler
 from app.orchestrator import Assistant, Components
 from app.orders import OrderStatusHandler
+from app.policy import load_policy
+from app.refunds import RefundStatusHandler
+from app.retry import RetryPolicy
+from app.returns import ReturnsHandler
 from app.router import Router
 from app.session import SessionRepository
 from app.store import ShopStore
+from app.writes import FlowWriter
 from intents.classifier import EmbeddingClassifier, IntentClassifier, KeywordClassifier
 from intents.entities import EntityExtractor
 from knowledge_base.embedder import Embedder, HashingEmbedder, SentenceTransformerEmbedder
@@ -44,8 +51,20 @@ class Mode:
 def database(settings: Settings) -> Engine:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url)
+    if engine.dialect.name == "sqlite":
+        limit_lock_wait(engine, settings.db_busy_timeout_s)
     migrate(engine)
     return engine
+
+
+def limit_lock_wait(engine: Engine, seconds: float) -> None:
+    """How long a SQLite connection waits for another's lock before "database is locked" (per attempt;
+    app/retry.py retries). Runs after make_engine's own connect hook, so it overrides its default."""
+    millis = int(seconds * 1000)
+
+    @event.listens_for(engine, "connect")
+    def _busy_timeout(dbapi_conn, _record):
+        dbapi_conn.execute(f"PRAGMA busy_timeout = {millis}")
 
 
 def embedder(settings: Settings, mode: Mode = Mode()) -> Embedder:
@@ -132,6 +151,8 @@ def build_assistant(settings: Settings, models: Models | None = None, mode: Mode
     models = models or load_models(settings, mode)
     engine = engine or database(settings)
     store = ShopStore(engine)
+    writer = FlowWriter(engine, RetryPolicy.from_settings(settings))
+    policy = load_policy(Path(settings.policy_file)) if settings.policy_file else load_policy()
     components = Components(
         settings=settings,
         classifier=models.classifier,
@@ -141,9 +162,12 @@ def build_assistant(settings: Settings, models: Models | None = None, mode: Mode
         faq=FaqHandler(faq_retriever(settings, models.embedder, models.index), settings.retrieval_top_k,
                        settings.retrieval_min_score),
         handoff=HandoffHandler(store),
+        returns=ReturnsHandler(store, writer, settings, policy),
+        refunds=RefundStatusHandler(store, writer, settings, policy),
+        cancel=CancelHandler(store, writer, settings, policy),
         generator=models.generator,
         guard=Guard(),
-        sessions=SessionRepository(engine),
+        sessions=SessionRepository(engine, RetryPolicy.from_settings(settings)),
         clock=clock or SystemClock(),
     )
     return Assistant(components)

@@ -17,28 +17,32 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from app import smalltalk, templates
+from app.cancel import CancelHandler
 from app.cards import order_card
 from app.clock import Clock
 from app.config import Settings
-from app.errors import ModelError
+from app.errors import ModelError, StoreUnavailableError
 from app.faq import FaqHandler
 from app.generator import Generator
 from app.guard import Guard
 from app.handoff import HandoffHandler
 from app.orders import OrderStatusHandler
-from app.prompts import build_messages
-from app.router import CLARIFY, Router
+from app.prompts import build_messages, compose
+from app.refunds import RefundStatusHandler
+from app.retry import describe, is_transient
+from app.returns import ReturnsHandler
+from app.router import ACTION_FLOWS, CLARIFY, FLOW_OWNERS, Router
 from app.schema import Entities, Facts, HandlerResult, Message, Prediction, Reply, Route, SessionState, Token, Verdict
 from app.session import SessionRepository
+from app.text import visible_text
+from app.timebox import Deadline, GenerationTimeout, generate_within
 from intents.classifier import IntentClassifier
 from intents.entities import EntityExtractor
 
 log = logging.getLogger(__name__)
-
-# routes whose handler is not built yet (issue 5): offer a person rather than pretend
-_NOT_YET = {"returns", "cancel_order"}
-
 
 @dataclass
 class Components:
@@ -49,6 +53,9 @@ class Components:
     orders: OrderStatusHandler
     faq: FaqHandler
     handoff: HandoffHandler
+    returns: ReturnsHandler
+    refunds: RefundStatusHandler
+    cancel: CancelHandler
     generator: Generator
     guard: Guard
     sessions: SessionRepository
@@ -76,14 +83,32 @@ class Assistant:
         return reply
 
     def stream(self, message: Message) -> Iterator[Token | Reply]:
-        """One turn: yields Tokens of the reply text, then the final Reply (already persisted)."""
+        """One turn: yields Tokens of the reply text, then the final Reply (already persisted).
+
+        If the database stays unavailable through the retries (app/retry.py), the shopper is told to
+        send the message again: nothing of the turn was stored, and every write is idempotent.
+        """
+        try:
+            yield from self._stream(message)
+        except (StoreUnavailableError, SQLAlchemyError) as exc:
+            if isinstance(exc, SQLAlchemyError) and not is_transient(exc):
+                raise
+            log.warning("turn of session %s not answered: database unavailable (%s)", message.session_id,
+                        describe(exc))
+            text = templates.STORE_UNAVAILABLE
+            yield Token(text)
+            yield Reply(session_id=message.session_id, text=text, intent="none", confidence=0.0, route="unavailable",
+                        facts_kind="store_unavailable", at=self.c.clock.now())
+
+    def _stream(self, message: Message) -> Iterator[Token | Reply]:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         now = self.c.clock.now()
-        text = message.text.strip()
+        text = visible_text(message.text)
 
         t = time.perf_counter()
         state = self.c.sessions.load(message.session_id)
+        state, expired = self._expire(state, now)
         timings["session"] = time.perf_counter() - t
 
         early = self._check_input(text)
@@ -114,8 +139,8 @@ class Assistant:
 
         resume_line = self._resume_line(state, result.state, route)
         extra = [templates.citation(facts.passages) if facts.kind == "faq_answer" else "", resume_line]
-        reply_text = "\n\n".join([reply_text] + [e for e in extra if e])
-        new_state = self._next_state(state, result.state, route, text, reply_text)
+        reply_text = "\n\n".join([e for e in (expired, reply_text, *extra) if e])
+        new_state = self._next_state(state, result.state, route, text, reply_text, now)
         timings["total"] = time.perf_counter() - started
 
         reply = Reply(
@@ -153,13 +178,19 @@ class Assistant:
             return HandlerResult(self.c.faq.handle(text), state)
         if route.name == "human_handoff":
             return self.c.handoff.handle(text, state, now)
+        if route.name == "returns":
+            flow = state.flow.name if state.flow is not None else ""
+            if flow == "refund_status" or (flow not in ("return", "exchange")
+                                           and route.intent == "returns.refund_status"):
+                return self.c.refunds.handle(text, entities, state, message.client_id, now, message.customer_token)
+            return self.c.returns.handle(route.intent, text, entities, state, message.client_id, now,
+                                         message.customer_token)
+        if route.name == "cancel_order":
+            return self.c.cancel.handle(text, entities, state, message.client_id, now, message.customer_token)
         if route.name == CLARIFY:
             return HandlerResult(smalltalk.clarify(route.choices), state)
         if route.name == "smalltalk":
             return HandlerResult(smalltalk.smalltalk(route.intent, shop), state)
-        if route.name in _NOT_YET:
-            return HandlerResult(Facts(kind="not_yet_supported", route=route.name, handoff=True,
-                                       choices=("Talk to a person",), use_model=False), state)
         return HandlerResult(smalltalk.out_of_scope(shop), state)
 
     def _write(self, facts: Facts, text: str, state: SessionState) -> tuple[str, str, Verdict]:
@@ -169,17 +200,16 @@ class Assistant:
         if not (facts.use_model and generator.uses_model):
             return template, "template", Verdict(True)
         messages = build_messages(facts, text, state.history, self.settings.shop_name, self.settings.history_turns)
-        deadline = time.monotonic() + self.settings.generation_time_budget_s
-        pieces: list[str] = []
+        deadline = Deadline(self.settings.generation_time_budget_s)
         try:
-            for piece in generator.stream(messages, self.settings.max_new_tokens, lambda: time.monotonic() > deadline):
-                pieces.append(piece)
+            # an opener (app/prompts.py) is the model's first sentence followed by the template's facts
+            candidate = compose(facts, generate_within(generator, messages, self.settings.max_new_tokens, deadline),
+                                template)
+        except GenerationTimeout:
+            return template, "template", Verdict(False, ("timeout",))
         except (ModelError, RuntimeError, OSError, ValueError):
             log.exception("generator failed; using the template reply")
             return template, "template", Verdict(False, ("model_error",))
-        if time.monotonic() > deadline:
-            return template, "template", Verdict(False, ("timeout",))
-        candidate = "".join(pieces).strip()
         verdict = self.c.guard.check(candidate, facts)
         if not verdict.accepted:
             log.info("guard rejected model reply (%s): %s", ", ".join(verdict.reasons), facts.kind)
@@ -187,10 +217,11 @@ class Assistant:
         return candidate, generator.name, verdict
 
     def _next_state(self, before: SessionState, after: SessionState, route: Route, text: str,
-                    reply_text: str) -> SessionState:
+                    reply_text: str, now: datetime) -> SessionState:
         unclear = before.unclear_turns + 1 if route.name == CLARIFY else 0
         history = ((*after.history, ("user", text), ("assistant", reply_text)))[-2 * self.settings.history_turns:]
-        return dataclasses.replace(after, unclear_turns=unclear, history=history)
+        flow = after.flow and dataclasses.replace(after.flow, updated_at=now.isoformat())  # a live flow does not expire
+        return dataclasses.replace(after, unclear_turns=unclear, history=history, flow=flow)
 
     @staticmethod
     def _resume_line(before: SessionState, after: SessionState, route: Route) -> str:
@@ -198,5 +229,20 @@ class Assistant:
         flow = after.flow
         if flow is None or before.flow is None or flow != before.flow:
             return ""
-        owner = {"verify_order": "order_status", "handoff_offer": "human_handoff"}.get(flow.name)
+        owner = FLOW_OWNERS.get(flow.name)
         return templates.resume(flow) if owner and owner != route.name else ""
+
+    def _expire(self, state: SessionState, now: datetime) -> tuple[SessionState, str]:
+        """A return, exchange or cancellation left without a reply for too long is stopped (nothing written)."""
+        flow = state.flow
+        if flow is None or flow.name not in ACTION_FLOWS:
+            return state, ""
+        try:
+            last = datetime.fromisoformat(flow.updated_at or flow.started_at)
+        except ValueError:
+            last = now
+        minutes = self.settings.flow_timeout_minutes
+        if (now - last).total_seconds() <= minutes * 60:
+            return state, ""
+        notice = templates.FLOW_EXPIRED.format(task=templates.TASKS[flow.name], minutes=minutes)
+        return dataclasses.replace(state, flow=None), notice

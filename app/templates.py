@@ -24,6 +24,10 @@ EMPTY_MESSAGE = "It looks like your message was empty. What can I help you with?
 TOO_LONG = "That message is too long for me ({length} characters; the limit is {limit}). Could you shorten it?"
 INTERNAL_ERROR = ("Sorry, something went wrong on our side while answering that. Please try again, "
                   "or ask for a person and a member of our team will help.")
+# the database stayed locked or unreachable through the retries (app/retry.py); nothing of the turn was
+# stored, so sending the same message again is safe
+STORE_UNAVAILABLE = ("Sorry, our system is temporarily unavailable. Nothing was lost: please send your "
+                     "message again in a moment.")
 
 
 def _order_status(d: dict[str, Any]) -> str:
@@ -81,6 +85,9 @@ _TEMPLATES: dict[str, Callable[[dict[str, Any]], str]] = {
     "faq_unknown": lambda d: (
         "I'm sorry, I couldn't find an answer to that in our help centre. Would you like me to connect "
         "you with a person?"),
+    "faq_unavailable": lambda d: (
+        "I'm sorry, I can't search our help centre right now. Would you like me to connect you with a person, "
+        "or would you like to try again in a few minutes?"),
     "handoff_offer": lambda d: (
         "I can connect you with a member of our support team. Shall I open a ticket for you? "
         "Our team is available Monday to Friday 8:00-20:00 and Saturday 9:00-17:00 Pacific time."),
@@ -97,8 +104,126 @@ _TEMPLATES: dict[str, Callable[[dict[str, Any]], str]] = {
         f"Sorry, I can only help with {d['shop']} orders, returns, shipping and our products. "
         "Is there something about your order I can help with?"),
     "clarify": lambda d: f"I want to make sure I get this right. Is it about: {d['options']}?",
-    "not_yet_supported": lambda d: (
-        "I can't complete that in chat yet. Would you like me to connect you with a person who can?"),
+}
+
+
+TASKS = {"return": "return", "exchange": "exchange", "refund_status": "refund check", "cancel": "cancellation"}
+_TASK_VERBS = {"return": "start a return", "exchange": "exchange an item", "refund_status": "check on your refund",
+               "cancel": "cancel an order"}
+_WRITE_PROBLEMS = {
+    "not_returnable": "those items are no longer available to return",
+    "out_of_stock": "the replacement went out of stock in the meantime",
+    "not_your_order": "the order could not be found on your account",
+}
+
+
+def _task(d: dict[str, Any]) -> str:
+    return TASKS.get(d.get("task", ""), "request")
+
+
+def _return_summary(d: dict[str, Any]) -> str:
+    parts = [f"Here is your return for order {d['order_id']}: {d['items_text']}."]
+    if d.get("refused_text"):
+        parts.append(f"These items can't be returned: {d['refused_text']}")
+    parts.append(f"Your refund of {d['refund']} goes to {d['method']}, {d['timing']}. {d['shipping']}")
+    parts.append("Shall I create the return? Please answer yes or no.")
+    return " ".join(parts)
+
+
+_FLOW_TEMPLATES: dict[str, Callable[[dict[str, Any]], str]] = {
+    "ask_order_and_details": lambda d: (
+        f"I can help you {_TASK_VERBS.get(d.get('task', ''), 'with that')}. Please tell me the order number (it "
+        "looks like SD-10492) and the email address or billing zip code on the order."),
+    "return_pick_order": lambda d: f"Which order is it about? Your recent orders are: {d['orders_text']}.",
+    "cancel_pick_order": lambda d: f"Which order would you like to cancel? Your recent orders are: {d['orders_text']}.",
+    "return_pick_items": lambda d: (
+        f"Which items from order {d['order_id']} would you like to return, and how many? {d['items_text']}."),
+    "exchange_pick_item": lambda d: (
+        f"Which item from order {d['order_id']} would you like to exchange? I can exchange one item at a time: "
+        f"{d['items_text']}."),
+    "exchange_pick_variant": lambda d: (
+        ("I couldn't find that size or colour. " if d.get("unknown") else "")
+        + f"Which size or colour of {d['item']} would you like instead? In stock now: {d['options']}."),
+    "exchange_out_of_stock": lambda d: (
+        f"Sorry, {d['wanted'] or 'that variant'} is out of stock, so I can't exchange your {d['item']}. "
+        f"{d['policy']} ({d['clause']}) I can set up a return for a refund instead. Would you like that?"),
+    "return_ask_reason": lambda d: "What's the reason for the return?",
+    "return_ask_condition": lambda d: (
+        "Are the items unused, with all tags attached and in their original packaging?"
+        + (" Are the earbuds, beauty, underwear or swimwear items still sealed and unopened?" if d.get("hygiene")
+           else "")),
+    "return_summary": _return_summary,
+    "exchange_summary": lambda d: (
+        f"Here is your exchange for order {d['order_id']}: {d['items_text']}, for {d['replacement']}, free of charge. "
+        f"{d['shipping']} Shall I set up the exchange? Please answer yes or no."),
+    "return_created": lambda d: (
+        f"Done: return {d['rma']} is created for {d['items_text']} from order {d['order_id']}. {d['instructions']} "
+        f"Your refund of {d['refund']} goes to {d['method']}, {d['timing']}."),
+    "exchange_created": lambda d: (
+        f"Done: exchange {d['rma']} is set up for {d['items_text']} from order {d['order_id']}; the replacement, "
+        f"{d['replacement']}, is reserved for you. {d['instructions']}"),
+    "return_refused": lambda d: (
+        f"I'm sorry, I can't accept this {_task(d)} for order {d['order_id']}. {d['refused_text']} "
+        "If you think this is wrong, a member of our team can take a look. Shall I connect you with a person?"),
+    "return_not_delivered": lambda d: (
+        f"Order {d['order_id']} is {d['status_text']} and hasn't been delivered yet, so it can't be returned yet. "
+        f"{d['policy']} ({d['clause']}) Once it arrives, I can start the return for you here."),
+    "return_not_shipped": lambda d: (
+        f"Order {d['order_id']} hasn't shipped yet ({d['status_text']}), so there is nothing to send back: you can "
+        f"cancel it instead. {d['policy']} ({d['clause']}) Would you like me to cancel it?"),
+    "return_order_cancelled": lambda d: f"Order {d['order_id']} was cancelled, so there is nothing to return.",
+    "return_already_returned": lambda d: (
+        f"{d['items_text']} from order {d['order_id']} {'has' if ',' not in d['items_text'] else 'have'} already "
+        f"been returned ({d['rmas']}). I can check where the refund stands if you like."),
+    "refund_status": lambda d: d["returns_text"],
+    "refund_none": lambda d: (
+        (f"I couldn't find a return for order {d['order_id']}." if d.get("order_id")
+         else "I couldn't find any returns on your account.")
+        + " Would you like to start one?"),
+    "cancel_summary": lambda d: (
+        f"Order {d['order_id']} ({d['items_text']}) is {d['status_text']}, so it can still be cancelled free of "
+        "charge. "
+        + (f"Your payment of {d['refund']} will be refunded to {d['method']}. " if d.get("charged")
+           else "You haven't been charged for it. ")
+        + "Shall I cancel it? Please answer yes or no."),
+    "order_cancelled": lambda d: (
+        f"Done: order {d['order_id']} is cancelled. "
+        + (f"Your payment of {d['refund']} is being refunded to {d['method']}." if d.get("charged")
+           else "You won't be charged for it.")),
+    "cancel_refused_shipped": lambda d: (
+        f"Order {d['order_id']} has already shipped ({d['status_text']}), so it can no longer be cancelled. "
+        f"{d['policy']} ({d['clause']}) Once it arrives you can return it: {d['return_policy']}"),
+    "cancel_refused_delivered": lambda d: (
+        f"Order {d['order_id']} has already been delivered, so it can't be cancelled. {d['policy']} ({d['clause']}) "
+        "Would you like to start a return instead?"),
+    "cancel_refused_other": lambda d: (
+        f"Order {d['order_id']} is {d['status_text']}, so it can't be cancelled."),
+    "cancel_already": lambda d: f"Order {d['order_id']} is already cancelled; nothing more to do.",
+    "flow_aborted": lambda d: (
+        f"Okay, I've stopped the {_task(d)} and nothing was changed. What else can I help you with?"),
+    "flow_write_failed": lambda d: (
+        f"I couldn't complete the {_task(d)} because "
+        f"{_WRITE_PROBLEMS.get(d.get('problem', ''), 'something changed in the meantime')}; nothing was created. "
+        "Would you like me to connect you with a person?"),
+    "policy_pressure": lambda d: (
+        "I understand this matters to you. I can only offer what our policy allows, and I can't make exceptions "
+        f"or promises beyond it: {d['policy']} A member of our team can review your case. "
+        "Shall I connect you with a person?"),
+}
+_TEMPLATES.update(_FLOW_TEMPLATES)
+
+FLOW_EXPIRED = ("Your earlier {task} request timed out after {minutes} minutes without a reply, so I stopped it; "
+                "nothing was changed.")
+_RESUME_QUESTIONS = {
+    "verify": "tell me the order number and the email address or zip code on it",
+    "order": "tell me which order it is",
+    "items": "tell me which items",
+    "variant": "tell me the size or colour you'd like instead",
+    "reason": "tell me the reason",
+    "condition": "tell me whether the items are unused, with tags and original packaging",
+    "confirm": "answer yes or no to the summary above",
+    "offer": "answer yes or no",
+    "offer_return": "answer yes or no",
 }
 
 
@@ -129,6 +254,11 @@ def resume(flow: Flow) -> str:
         return "If you'd still like me to check an order, just send me the order number."
     if flow.name == "handoff_offer":
         return "Would you still like me to connect you with a person?"
+    if flow.name in TASKS:
+        question = _RESUME_QUESTIONS.get(str(flow.slot("step") or ""), "")
+        order = flow.slot("order")
+        about = f" for order {order}" if order else ""
+        return f"To continue with your {TASKS[flow.name]}{about}, {question}." if question else ""
     return ""
 
 
