@@ -30,7 +30,7 @@ from app.generator import Generator
 from app.guard import Guard
 from app.handoff import HandoffHandler
 from app.orders import OrderStatusHandler
-from app.prompts import build_messages, compose
+from app.prompts import build_messages
 from app.refunds import RefundStatusHandler
 from app.retry import describe, is_transient
 from app.returns import ReturnsHandler
@@ -202,9 +202,7 @@ class Assistant:
         messages = build_messages(facts, text, state.history, self.settings.shop_name, self.settings.history_turns)
         deadline = Deadline(self.settings.generation_time_budget_s)
         try:
-            # an opener (app/prompts.py) is the model's first sentence followed by the template's facts
-            candidate = compose(facts, generate_within(generator, messages, self.settings.max_new_tokens, deadline),
-                                template)
+            candidate = generate_within(generator, messages, self.settings.max_new_tokens, deadline).strip()
         except GenerationTimeout:
             return template, "template", Verdict(False, ("timeout",))
         except (ModelError, RuntimeError, OSError, ValueError):
