@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from app.flow_base import OrderFlow, flow_slots, money, pressure_policy, request_key
+from app.flow_base import OrderFlow, money, pressure_policy, request_key
 from app.flow_parse import no, wants_other_order, yes
 from app.orders import STATUS_TEXT
 from app.policy import can_cancel
@@ -30,16 +30,10 @@ class CancelHandler(OrderFlow):
 
     def handle(self, text: str, entities: Entities, state: SessionState, client_id: str, now: datetime,
                customer_token: str | None = None) -> HandlerResult:
-        flow = state.flow if state.flow is not None and state.flow.name == FLOW else None
-        slots = flow_slots(flow)
-        stop = self.interrupt(text, state, flow, now,
-                              pressure_policy(self.policy, self.policy.cancel_clause, self.policy.shipped_clause))
-        if stop is not None:
-            return stop
-        ident = self.identity(state, entities, client_id, now, customer_token, slots)
-        if ident.ask:
-            return self.ask_identity(ident, FLOW, slots, now, flow)
-        state = ident.state
+        turn = self.open_turn(FLOW, text, entities, state, client_id, now, customer_token, self._policy_text)
+        if isinstance(turn, HandlerResult):
+            return turn
+        flow, slots, state, ident = turn.flow, turn.slots, turn.state, turn.ident
         step = slots.get("step")
         if step in ("confirm", "offer") and no(text):
             return self.result("flow_aborted", state, None, {"task": FLOW})
@@ -70,6 +64,9 @@ class CancelHandler(OrderFlow):
         if order is None:
             return self.not_your_order(state, ROUTE, slots["order"])
         return self._decide(order, state, slots, now, flow)
+
+    def _policy_text(self, _slots: dict[str, Any]) -> str:
+        return pressure_policy(self.policy, self.policy.cancel_clause, self.policy.shipped_clause)
 
     def _decide(self, order: OrderView, state: SessionState, slots: dict[str, Any], now: datetime,
                 flow: Flow | None) -> HandlerResult:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -44,6 +46,17 @@ def request_key(session_id: str, flow: Flow, *parts: object) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:40]
 
 
+@dataclass(frozen=True)
+class FlowTurn:
+    """A turn of a flow once the checks every turn makes first have passed: the shopper is verified."""
+
+    name: str  # the flow's name (the active one, or the one this turn starts)
+    flow: Flow | None  # the active flow of this handler, if any
+    slots: dict[str, Any]
+    state: SessionState  # verified
+    ident: Identity
+
+
 class OrderFlow:
     """Base of the flow handlers: identity, order choice, pressure, abort, and building results."""
 
@@ -70,6 +83,21 @@ class OrderFlow:
         return Flow(name, tuple(slots.items()), started, now.isoformat())
 
     # ---- the checks every turn of a flow makes first --------------------------------------------
+    def open_turn(self, new_name: str, text: str, entities: Entities, state: SessionState, client_id: str,
+                  now: datetime, customer_token: str | None,
+                  policy_text: Callable[[dict[str, Any]], str]) -> FlowTurn | HandlerResult:
+        """Pressure and abort first, then identity; a HandlerResult when the turn ends there."""
+        flow = state.flow if state.flow is not None and state.flow.name in self.names else None
+        name = flow.name if flow else new_name
+        slots = flow_slots(flow)
+        stop = self.interrupt(text, state, flow, now, policy_text(slots))
+        if stop is not None:
+            return stop
+        ident = self.identity(state, entities, client_id, now, customer_token, slots)
+        if ident.ask:
+            return self.ask_identity(ident, name, slots, now, flow)
+        return FlowTurn(name, flow, slots, ident.state, ident)
+
     def interrupt(self, text: str, state: SessionState, flow: Flow | None, now: datetime,
                   policy_text: str) -> HandlerResult | None:
         """A shopper who pushes gets the policy and a human offer; "never mind" ends the flow."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from app.flow_base import OrderFlow, flow_slots, money, pressure_policy
+from app.flow_base import OrderFlow, money, pressure_policy
 from app.orders import fmt_date
 from app.schema import Entities, HandlerResult, SessionState
 from app.store import OrderView, ReturnView
@@ -20,17 +20,10 @@ class RefundStatusHandler(OrderFlow):
 
     def handle(self, text: str, entities: Entities, state: SessionState, client_id: str, now: datetime,
                customer_token: str | None = None) -> HandlerResult:
-        flow = state.flow if state.flow is not None and state.flow.name == FLOW else None
-        slots = flow_slots(flow)
-        stop = self.interrupt(text, state, flow, now,
-                              pressure_policy(self.policy, self.policy.refund_method_clause,
-                                              self.policy.refund_timing[2]))
-        if stop is not None:
-            return stop
-        ident = self.identity(state, entities, client_id, now, customer_token, slots)
-        if ident.ask:
-            return self.ask_identity(ident, FLOW, slots, now, flow)
-        state = ident.state
+        turn = self.open_turn(FLOW, text, entities, state, client_id, now, customer_token, self._policy_text)
+        if isinstance(turn, HandlerResult):
+            return turn
+        flow, slots, state = turn.flow, turn.slots, turn.state
         orders = self.store.orders_of(state.customer_id or "")
         named = entities.order_ids[0] if entities.order_ids else (slots.get("order") if flow else None)
         if named:
@@ -46,6 +39,9 @@ class RefundStatusHandler(OrderFlow):
         lines = [self._line(o, r) for o, r in returns[:MAX_LISTED]]
         return self.result("refund_status", state, None, {"returns_text": " ".join(lines)},
                            must_say=tuple(r.id for _, r in returns[:MAX_LISTED]))
+
+    def _policy_text(self, _slots: dict) -> str:
+        return pressure_policy(self.policy, self.policy.refund_method_clause, self.policy.refund_timing[2])
 
     def _line(self, order: OrderView, ret: ReturnView) -> str:
         lo, hi, _ = self.policy.refund_timing

@@ -20,7 +20,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from app.flow_base import OrderFlow, flow_slots, money, pressure_policy, request_key
+from app.flow_base import OrderFlow, money, pressure_policy, request_key
 from app.flow_parse import (
     Line,
     condition_ok,
@@ -53,16 +53,11 @@ class ReturnsHandler(OrderFlow):
 
     def handle(self, intent: str, text: str, entities: Entities, state: SessionState, client_id: str,
                now: datetime, customer_token: str | None = None) -> HandlerResult:
-        flow = state.flow if state.flow is not None and state.flow.name in self.names else None
-        name = flow.name if flow else (EXCHANGE if intent == "returns.exchange" else RETURN)
-        slots = flow_slots(flow)
-        stop = self.interrupt(text, state, flow, now, self._policy_text(slots))
-        if stop is not None:
-            return stop
-        ident = self.identity(state, entities, client_id, now, customer_token, slots)
-        if ident.ask:
-            return self.ask_identity(ident, name, slots, now, flow)
-        state = ident.state
+        turn = self.open_turn(EXCHANGE if intent == "returns.exchange" else RETURN, text, entities, state, client_id,
+                              now, customer_token, self._policy_text)
+        if isinstance(turn, HandlerResult):
+            return turn
+        name, flow, slots, state, ident = turn.name, turn.flow, turn.slots, turn.state, turn.ident
         step = slots.get("step")
         fresh_verification = step == "verify"
 
