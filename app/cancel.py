@@ -82,8 +82,7 @@ class CancelHandler(OrderFlow):
                 return self.result("cancel_refused_delivered", state, offer, data, must_say=must,
                                    choices=("Yes, start a return", "No, thanks"))
             if order.status in self.policy.shipped_statuses:
-                _days, clause = self.policy.window(min((i.category for i in order.items),
-                                                      key=lambda c: self.policy.window(c)[0], default=""))
+                _days, clause = self.policy.shortest_window(i.category for i in order.items)
                 data.update(return_policy=self.policy.text(clause), return_clause=clause)
                 return self.result("cancel_refused_shipped", state, None, data, must_say=must,
                                    choices=("Track this order", "Return an item"))

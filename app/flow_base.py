@@ -20,7 +20,7 @@ from app.config import Settings
 from app.flow_parse import is_abort, is_pressure
 from app.identify import Identity, identify
 from app.order_match import parse_reference, resolve
-from app.orders import STATUS_TEXT, fmt_date
+from app.orders import money, order_summary
 from app.policy import Policy
 from app.schema import Entities, Facts, Flow, HandlerResult, SessionState
 from app.store import OrderView, ShopStore
@@ -29,15 +29,6 @@ from app.writes import FlowWriter
 
 MAX_LISTED = 5
 HANDOFF_CHOICES = ("Yes, connect me", "No, thanks")
-
-
-def money(amount: object) -> str:
-    return f"${amount:,.2f}"
-
-
-def order_line(order: OrderView) -> str:
-    names = ", ".join(i.name for i in order.items[:3]) + (", ..." if len(order.items) > 3 else "")
-    return f"{order.id} (placed {fmt_date(order.placed_at)}, {STATUS_TEXT.get(order.status, order.status)}: {names})"
 
 
 def request_key(session_id: str, flow: Flow, *parts: object) -> str:
@@ -145,7 +136,7 @@ class OrderFlow:
         ids = [o.id for o in listed]
         slots = {**slots, "step": "order", "shown": ids}
         return self.result(kind, state, self.flow(name, slots, now, before),
-                           {"task": name, "orders_text": "; ".join(order_line(o) for o in listed)},
+                           {"task": name, "orders_text": "; ".join(order_summary(o) for o in listed)},
                            must_say=tuple(ids), choices=tuple(ids))
 
     @staticmethod
@@ -166,4 +157,4 @@ def pressure_policy(policy: Policy, *clauses: str) -> str:
     return " ".join(f"{policy.text(c)} ({c})" for c in dict.fromkeys(chosen))
 
 
-__all__ = ["HANDOFF_CHOICES", "OrderFlow", "flow_slots", "money", "order_line", "pressure_policy", "request_key"]
+__all__ = ["HANDOFF_CHOICES", "OrderFlow", "flow_slots", "money", "pressure_policy", "request_key"]

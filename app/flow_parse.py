@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from intents.entities import is_affirmative, is_negative, match_items
+from intents.entities import is_affirmative, is_negative, match_items, singular
 
 NUMBER_WORDS = {"one": 1, "a": 1, "an": 1, "single": 1, "two": 2, "both": 2, "pair": 2, "three": 3, "four": 4,
                 "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10}
@@ -140,8 +140,8 @@ def pick_lines(text: str, lines: Sequence[Line], min_score: float = 0.6) -> dict
 
 def _by_distinct_word(text: str, lines: Sequence[Line]) -> list[Line]:
     """Lines named by a word of their name that no other line has ("the earbuds" for "Wireless Earbuds Pro")."""
-    said = {_singular(w) for w in re.findall(r"[a-z]+", text.lower())}
-    words = {line.sku: {_singular(w) for w in re.findall(r"[a-z]+", re.sub(r"\(.*?\)", " ", line.name.lower()))
+    said = {singular(w) for w in re.findall(r"[a-z]+", text.lower())}
+    words = {line.sku: {singular(w) for w in re.findall(r"[a-z]+", re.sub(r"\(.*?\)", " ", line.name.lower()))
                         if len(w) > 3} for line in lines}
     chosen = []
     for line in lines:
@@ -149,10 +149,6 @@ def _by_distinct_word(text: str, lines: Sequence[Line]) -> list[Line]:
         if words[line.sku] & said - others:
             chosen.append(line)
     return chosen
-
-
-def _singular(word: str) -> str:
-    return word[:-1] if len(word) > 4 and word.endswith("s") and not word.endswith("ss") else word
 
 
 def _plural_named(text: str, name: str) -> bool:

@@ -46,7 +46,7 @@ def fmt_date(value: date | datetime | None) -> str:
     return f"{value:%B} {value.day}, {value.year}" if value else ""
 
 
-def _money(amount: object) -> str:
+def money(amount: object) -> str:
     return f"${amount:,.2f}"
 
 
@@ -56,7 +56,7 @@ def _payment_line(order: OrderView) -> str:
         return "You were not charged for it."
     refunded = [p for p in order.payments if p.status == "refunded"]
     if refunded:
-        return f"Your payment of {_money(sum(p.amount for p in refunded))} was refunded to {refunded[0].method}."
+        return f"Your payment of {money(sum(p.amount for p in refunded))} was refunded to {refunded[0].method}."
     return "Your payment for it will be refunded to the original payment method."
 
 
@@ -69,7 +69,7 @@ def order_facts(order: OrderView, now: datetime | None = None) -> Facts:
     next_step = NEXT_STEP.get(order.status, "")
     if order.status == "cancelled":
         next_step = f"{next_step} {_payment_line(order)}"
-    returns = "; ".join(f"return {r.id} is {r.status}" + (f" (refund {_money(r.refund_amount)})" if r.refund_amount
+    returns = "; ".join(f"return {r.id} is {r.status}" + (f" (refund {money(r.refund_amount)})" if r.refund_amount
                                                            else "") for r in order.returns)
     data = {
         "order_id": order.id,
@@ -92,7 +92,7 @@ def order_facts(order: OrderView, now: datetime | None = None) -> Facts:
     return Facts(kind="order_status", route=ROUTE, data=data, must_say=tuple(must))
 
 
-def _summary(order: OrderView) -> str:
+def order_summary(order: OrderView) -> str:
     """One order in a list the shopper picks from: id, date, status, items."""
     names = ", ".join(i.name for i in order.items[:3]) + (", ..." if len(order.items) > 3 else "")
     return f"{order.id} (placed {fmt_date(order.placed_at)}, {STATUS_TEXT.get(order.status, order.status)}: {names})"
@@ -187,7 +187,7 @@ class OrderStatusHandler:
 
     def _pick(self, state: SessionState, orders: list[OrderView], kind: str, now: datetime) -> HandlerResult:
         ids = tuple(o.id for o in orders)
-        facts = Facts(kind=kind, route=ROUTE, data={"orders_text": "; ".join(_summary(o) for o in orders)},
+        facts = Facts(kind=kind, route=ROUTE, data={"orders_text": "; ".join(order_summary(o) for o in orders)},
                       must_say=ids, choices=ids, use_model=False)
         return HandlerResult(facts, self._with_flow(state, (("choices", ids),), now))
 

@@ -7,6 +7,7 @@ checked against this file by a test (they cannot disagree).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -49,6 +50,10 @@ class Policy:
 
     def window(self, category: str) -> tuple[int, str]:
         return self.category_windows.get(category, self.default_window)
+
+    def shortest_window(self, categories: Iterable[str]) -> tuple[int, str]:
+        """The window an order's items share at least: the shortest of their categories' windows."""
+        return min((self.window(c) for c in categories), key=lambda w: w[0], default=self.default_window)
 
 
 @dataclass(frozen=True)

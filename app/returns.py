@@ -147,7 +147,7 @@ class ReturnsHandler(OrderFlow):
                                 "clause": self.policy.cancel_clause}, must_say=must,
                                choices=("Yes, cancel it", "No, keep it"))
         if order.status in SHIPPED_NOT_DELIVERED:
-            days, clause = self._window(order)
+            days, clause = self.policy.shortest_window(i.category for i in order.items)
             return self.result("return_not_delivered", state, None,
                                {**data, "policy": self.policy.text(clause), "clause": clause, "days": days},
                                must_say=must)
@@ -319,10 +319,6 @@ class ReturnsHandler(OrderFlow):
     @staticmethod
     def _item(order: OrderView, sku: str) -> ItemView:
         return next(i for i in order.items if i.sku == sku)
-
-    def _window(self, order: OrderView) -> tuple[int, str]:
-        categories = [i.category for i in order.items]
-        return self.policy.window(min(categories, key=lambda c: self.policy.window(c)[0]) if categories else "")
 
     @staticmethod
     def _in_stock(variants: list[VariantView], current: str) -> str:

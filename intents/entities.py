@@ -87,10 +87,10 @@ _ITEM_STOPWORDS = frozenset((
 
 
 def _item_tokens(text: str) -> list[str]:
-    return [_singular(w) for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in _ITEM_STOPWORDS]
+    return [singular(w) for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in _ITEM_STOPWORDS]
 
 
-def _singular(word: str) -> str:
+def singular(word: str) -> str:
     if len(word) > 4 and word.endswith("ies"):
         return word[:-3] + "y"
     if len(word) > 4 and word.endswith(("ches", "shes", "xes", "sses")):
