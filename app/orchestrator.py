@@ -30,7 +30,7 @@ from app.generator import Generator
 from app.guard import Guard
 from app.handoff import HandoffHandler
 from app.orders import OrderStatusHandler
-from app.prompts import build_messages
+from app.prompts import build_messages, compose
 from app.refunds import RefundStatusHandler
 from app.retry import describe, is_transient
 from app.returns import ReturnsHandler
@@ -202,13 +202,15 @@ class Assistant:
         messages = build_messages(facts, text, state.history, self.settings.shop_name, self.settings.history_turns)
         deadline = Deadline(self.settings.generation_time_budget_s)
         try:
-            candidate = generate_within(generator, messages, self.settings.max_new_tokens, deadline).strip()
+            # an opener (app/prompts.py) is the model's first sentence followed by the template's facts
+            candidate = compose(facts, generate_within(generator, messages, self.settings.max_new_tokens, deadline),
+                                template)
         except GenerationTimeout:
             return template, "template", Verdict(False, ("timeout",))
         except (ModelError, RuntimeError, OSError, ValueError):
             log.exception("generator failed; using the template reply")
             return template, "template", Verdict(False, ("model_error",))
-        verdict = self.c.guard.check(candidate, facts)
+        verdict = self.c.guard.check(candidate, facts, text)
         if not verdict.accepted:
             log.info("guard rejected model reply (%s): %s", ", ".join(verdict.reasons), facts.kind)
             return template, "template", verdict
