@@ -287,6 +287,18 @@ def cmd_eval_record(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Generation speed and guard acceptance in one run (evals/bench_generation.py); prints and writes JSON."""
+    from evals.bench_generation import print_report, run_bench, write_json
+
+    report = run_bench(_settings(args), quick=args.quick)
+    print_report(report, sys.stdout)
+    if args.json:
+        write_json(report, Path(args.json))
+        print(f"report: {args.json}")
+    return 0
+
+
 def cmd_model_server(args: argparse.Namespace) -> int:
     from app.factory import generator
     from app.generator import LocalGenerator
@@ -375,6 +387,11 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--fake-models", action="store_true",
                            help="use the deterministic fakes (keyword classifier, hashing embedder, templates)")
         return p
+
+    p = add("bench", cmd_bench, "measure reply generation: bandwidth, load, prefill/decode per dtype, turn latency, "
+            "first token, guard acceptance per route, concurrent sessions", fake=False)
+    p.add_argument("--json", metavar="FILE", help="write the report as JSON (keys: evals/bench_generation.py)")
+    p.add_argument("--quick", action="store_true", help="fewer setups, repetitions and conversations (a minute or two)")
 
     p = add("model-server", cmd_model_server, "serve the local generator over an OpenAI-compatible API",
             fake=False)

@@ -3,7 +3,7 @@
     python -m evals.bench_jobs [PATH...] [--tags T...] [--jobs 2] [--json FILE]
 
 Runs `shopdesk eval` as a fresh process per configuration (so each pays its own model load, as a user
-would): one process with torch's default threads, one process with 1 thread, and N workers with
+would): one process with one torch thread per core (SHOPDESK_THREADS=0), one with 1 thread, and N workers with
 cpu_count/N threads each. Prints seconds, transcripts per minute and the load average before each run
 (the numbers mean little on a machine other jobs are using), and writes a JSON report.
 """
@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-CONFIGS = (("1 process, torch default threads", 1, ""), ("1 process, 1 thread", 1, "1"))
+CONFIGS = (("1 process, one thread per core", 1, "0"), ("1 process, 1 thread", 1, "1"))
 
 
 def run(paths: list[str], tags: list[str], jobs: int, threads: str) -> dict[str, float | int | str]:
