@@ -7,9 +7,11 @@ feedback need it in the ``X-Session-Token`` request header.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Annotated, Any, Literal
 
@@ -59,28 +61,50 @@ def sse(event: str, data: dict[str, Any]) -> str:
 
 
 async def sse_turn(turn: Iterator[Token | Reply], is_disconnected: Callable[[], Awaitable[bool]],
-                   on_reply: Callable[[Reply], None], on_disconnect: Callable[[], None],
-                   on_error: Callable[[], None]) -> AsyncIterator[str]:
-    """Token events, then the Reply event. Stops pulling the turn (and closes it) once the client has
-    gone: nothing more is generated or sent for a reader who left."""
+                   gone: threading.Event, on_reply: Callable[[Reply], None], on_disconnect: Callable[[], None],
+                   on_error: Callable[[], None], poll_s: float = 0.05) -> AsyncIterator[str]:
+    """Token events, then the Reply event. Once the client has gone, ``gone`` is set (the turn's model
+    stops within one token: the turn was started with ``cancelled=gone.is_set``) and nothing more is
+    pulled or sent. The client is watched while the turn works in its thread, not only between events:
+    the model's text is generated before the first token event."""
+    finished = False
+
+    def leave() -> None:
+        if not gone.is_set():
+            gone.set()
+            on_disconnect()
+
     try:
         while True:
             if await is_disconnected():
-                on_disconnect()
+                leave()
                 return
-            event = await run_in_threadpool(next, turn, None)
+            step = asyncio.ensure_future(run_in_threadpool(next, turn, None))
+            while not step.done():
+                await asyncio.wait((step,), timeout=poll_s)
+                if not step.done() and not gone.is_set() and await is_disconnected():
+                    leave()
+            event = step.result()
             if event is None:
+                finished = True
+                return
+            if gone.is_set():
                 return
             if isinstance(event, Token):
                 yield sse("token", {"text": event.text})
             else:
                 on_reply(event)
+                finished = True
                 yield sse("reply", event.to_dict())
     except Exception:  # the edge: log it, tell the shopper in plain words, never a traceback
         log.exception("streamed turn failed")
+        finished = True
         on_error()
         yield sse("error", {"error": TURN_FAILED})
-    finally:
+    finally:  # also when the server cancels this stream because it saw the client go first
+        if not finished:
+            leave()
+        gone.set()
         with contextlib.suppress(ValueError):  # still running in the worker thread: ends at its next yield
             turn.close()  # type: ignore[attr-defined]
 
@@ -119,11 +143,12 @@ def chat_router(ctx: ApiContext) -> APIRouter:
     async def chat_stream(req: ChatRequest, request: Request,
                           x_session_token: SessionTokenHeader = None) -> StreamingResponse:
         message, new_token = await run_in_threadpool(start, req, request, x_session_token)
-        turn = assistant.stream(message)
+        gone = threading.Event()  # set once the client has gone: the model stops within one token
+        turn = assistant.stream(message, cancelled=gone.is_set)
 
         async def events() -> AsyncIterator[str]:
             yield sse("session", {"session_id": message.session_id, "session_token": new_token})
-            async for chunk in sse_turn(turn, request.is_disconnected,
+            async for chunk in sse_turn(turn, request.is_disconnected, gone,
                                         on_reply=lambda r: ctx.metrics.observe(r, message.channel),
                                         on_disconnect=ctx.metrics.disconnects.inc,
                                         on_error=lambda: ctx.metrics.error("turn_failed")):

@@ -13,7 +13,7 @@ import dataclasses
 import logging
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -30,7 +30,7 @@ from app.generator import Generator
 from app.guard import Guard
 from app.handoff import HandoffHandler
 from app.orders import OrderStatusHandler
-from app.prompts import build_messages, compose
+from app.prompts import build_messages, compose, reply_complete
 from app.refunds import RefundStatusHandler
 from app.retry import describe, is_transient
 from app.returns import ReturnsHandler
@@ -38,7 +38,7 @@ from app.router import ACTION_FLOWS, CLARIFY, FLOW_OWNERS, Router
 from app.schema import Entities, Facts, HandlerResult, Message, Prediction, Reply, Route, SessionState, Token, Verdict
 from app.session import SessionRepository
 from app.text import visible_text
-from app.timebox import Deadline, GenerationTimeout, generate_within
+from app.timebox import Deadline, GenerationCancelled, GenerationTimeout, generate_within
 from intents.classifier import IntentClassifier
 from intents.entities import EntityExtractor
 
@@ -82,14 +82,17 @@ class Assistant:
         assert reply is not None
         return reply
 
-    def stream(self, message: Message) -> Iterator[Token | Reply]:
+    def stream(self, message: Message, cancelled: Callable[[], bool] = lambda: False) -> Iterator[Token | Reply]:
         """One turn: yields Tokens of the reply text, then the final Reply (already persisted).
+
+        ``cancelled()`` turning true (the stream's client went away) stops the model within one token;
+        the turn still ends with the template reply and is stored, so nothing the shopper said is lost.
 
         If the database stays unavailable through the retries (app/retry.py), the shopper is told to
         send the message again: nothing of the turn was stored, and every write is idempotent.
         """
         try:
-            yield from self._stream(message)
+            yield from self._stream(message, cancelled)
         except (StoreUnavailableError, SQLAlchemyError) as exc:
             if isinstance(exc, SQLAlchemyError) and not is_transient(exc):
                 raise
@@ -100,7 +103,7 @@ class Assistant:
             yield Reply(session_id=message.session_id, text=text, intent="none", confidence=0.0, route="unavailable",
                         facts_kind="store_unavailable", at=self.c.clock.now())
 
-    def _stream(self, message: Message) -> Iterator[Token | Reply]:
+    def _stream(self, message: Message, cancelled: Callable[[], bool]) -> Iterator[Token | Reply]:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         now = self.c.clock.now()
@@ -134,7 +137,7 @@ class Assistant:
 
         facts = result.facts
         t = time.perf_counter()
-        reply_text, generated_by, verdict = self._write(facts, text, state)
+        reply_text, generated_by, verdict = self._write(facts, text, state, cancelled)
         timings["generate"] = time.perf_counter() - t
 
         resume_line = self._resume_line(state, result.state, route)
@@ -193,7 +196,8 @@ class Assistant:
             return HandlerResult(smalltalk.smalltalk(route.intent, shop), state)
         return HandlerResult(smalltalk.out_of_scope(shop), state)
 
-    def _write(self, facts: Facts, text: str, state: SessionState) -> tuple[str, str, Verdict]:
+    def _write(self, facts: Facts, text: str, state: SessionState,
+               cancelled: Callable[[], bool] = lambda: False) -> tuple[str, str, Verdict]:
         """The model's phrasing if it arrives in time and passes the guard, else the template."""
         template = templates.render(facts)
         generator = self.c.generator
@@ -203,8 +207,11 @@ class Assistant:
         deadline = Deadline(self.settings.generation_time_budget_s)
         try:
             # an opener (app/prompts.py) is the model's first sentence followed by the template's facts
-            candidate = compose(facts, generate_within(generator, messages, self.settings.max_new_tokens, deadline),
-                                template)
+            model_text = generate_within(generator, messages, self.settings.max_new_tokens, deadline, cancelled,
+                                         complete=lambda so_far: reply_complete(messages, so_far))
+            candidate = compose(facts, model_text, template)
+        except GenerationCancelled:
+            return template, "template", Verdict(False, ("cancelled",))
         except GenerationTimeout:
             return template, "template", Verdict(False, ("timeout",))
         except (ModelError, RuntimeError, OSError, ValueError):

@@ -134,6 +134,20 @@ def compose(facts: Facts, model_text: str, template: str) -> str:
     return f"{opener} {template}"
 
 
+def reply_complete(messages: list[dict[str, str]], text: str) -> bool:
+    """Whether the model has written all that ``compose`` will keep, so decoding can stop there.
+
+    For an opener prompt that is its first sentence: a sentence end followed by more text (the piece
+    after "." tells "3.5" from an end), or a line break. A full reply runs to the model's own end."""
+    if not first_words(messages):
+        return False
+    stripped = text.lstrip()
+    if "\n" in stripped:
+        return True
+    first = _SENTENCE.match(stripped)
+    return first is not None and len(stripped) > len(first.group(1))
+
+
 def system_prompt_fragments() -> tuple[str, ...]:
     """Distinctive runs of the instructions; the guard refuses replies that echo them."""
     return ("customer-service assistant of", "support assistant of", "starts your answer to the shopper",

@@ -45,31 +45,63 @@ class Deadline:
 _DONE = object()
 
 
+class GenerationCancelled(GenerationTimeout):
+    """The shopper left (the stream's client went away): nothing more is worth generating."""
+
+
+def _never() -> bool:
+    return False
+
+
+def _never_complete(text: str) -> bool:
+    return False
+
+
 def generate_within(generator: Generator, messages: list[dict[str, str]], max_new_tokens: int,
-                    deadline: Deadline) -> str:
-    """The generator's whole text, or ``GenerationTimeout`` once the deadline passes; any failure of
-    the generator comes back as ``ModelError``."""
+                    deadline: Deadline, cancelled: Callable[[], bool] = _never,
+                    complete: Callable[[str], bool] = _never_complete) -> str:
+    """The generator's text, or ``GenerationTimeout`` once the deadline passes (``GenerationCancelled``
+    once ``cancelled()`` holds); any failure of the generator comes back as ``ModelError``.
+
+    ``complete(text)``: the text so far is all the caller will use (an opener's first sentence), so
+    decoding stops there instead of running to the model's end or ``max_new_tokens``."""
+
+    def should_stop() -> bool:
+        return deadline.expired() or cancelled()
+
     if getattr(generator, "decodes_in_caller", False):
+        pieces: list[str] = []
+        stream = generator.stream(messages, max_new_tokens, should_stop)
         try:
-            text = "".join(generator.stream(messages, max_new_tokens, deadline.expired))
+            for piece in stream:
+                pieces.append(piece)
+                if complete("".join(pieces)):
+                    break
         except ModelError:
             raise
         except Exception as exc:  # a bug in a generator costs the shopper the model's phrasing, not the turn
             raise ModelError(f"generator {generator.name} failed: {exc!r}") from exc
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()  # now, not at garbage collection: the local model is held until its stream ends
+        text = "".join(pieces)
     else:
-        text = _in_helper_thread(generator, messages, max_new_tokens, deadline)
+        text = _in_helper_thread(generator, messages, max_new_tokens, deadline, should_stop, complete)
+    if cancelled():
+        raise GenerationCancelled(f"{generator.name} stopped: the client went away")
     if deadline.expired():
         raise GenerationTimeout(f"{generator.name} did not finish within the time budget")
     return text
 
 
 def _in_helper_thread(generator: Generator, messages: list[dict[str, str]], max_new_tokens: int,
-                      deadline: Deadline) -> str:
+                      deadline: Deadline, stop: Callable[[], bool], complete: Callable[[str], bool]) -> str:
     out: queue.SimpleQueue[object] = queue.SimpleQueue()
     abandoned = threading.Event()
 
     def should_stop() -> bool:
-        return abandoned.is_set() or deadline.expired()
+        return abandoned.is_set() or stop()
 
     def run() -> None:
         try:
@@ -85,12 +117,14 @@ def _in_helper_thread(generator: Generator, messages: list[dict[str, str]], max_
     pieces: list[str] = []
     while True:
         try:
-            item = out.get(timeout=deadline.remaining())
+            item = out.get(timeout=min(deadline.remaining(), 0.1))
         except queue.Empty:
+            if not stop():
+                continue
             abandoned.set()
-            log.warning("generator %s still busy when the time budget ran out; left to stop by itself",
+            log.warning("generator %s still busy when the turn stopped waiting; left to stop by itself",
                         generator.name)
-            raise GenerationTimeout(f"{generator.name} did not finish within the time budget") from None
+            return "".join(pieces)  # generate_within says why (time budget or cancelled)
         if item is _DONE:
             return "".join(pieces)
         if isinstance(item, ModelError):
@@ -98,3 +132,6 @@ def _in_helper_thread(generator: Generator, messages: list[dict[str, str]], max_
         if isinstance(item, Exception):
             raise ModelError(f"generator {generator.name} failed: {item!r}") from item
         pieces.append(str(item))
+        if complete("".join(pieces)):
+            abandoned.set()  # the generator stops at its next piece
+            return "".join(pieces)

@@ -5,6 +5,7 @@ import asyncio
 import inspect
 import json
 import shutil
+import threading
 
 import pytest
 from fastapi.testclient import TestClient
@@ -170,15 +171,16 @@ def test_stream_stops_pulling_the_turn_when_the_client_leaves(assistant):
         return checks["n"] > 1
 
     left = []
+    gone = threading.Event()
 
     async def run() -> None:
-        async for chunk in sse_turn(turn, gone_after_first_token, on_reply=seen.append,
+        async for chunk in sse_turn(turn, gone_after_first_token, gone, on_reply=seen.append,
                                     on_disconnect=lambda: left.append(1), on_error=lambda: None):
             seen.append(chunk)
 
     asyncio.run(run())
     assert len(seen) == 1 and seen[0].startswith("event: token")
-    assert left == [1] and inspect.getgeneratorstate(turn) == inspect.GEN_CLOSED
+    assert left == [1] and inspect.getgeneratorstate(turn) == inspect.GEN_CLOSED and gone.is_set()
 
 
 def test_stream_reports_a_failed_turn_as_an_error_event():
@@ -192,7 +194,8 @@ def test_stream_reports_a_failed_turn_as_an_error_event():
         return False
 
     async def run() -> list[str]:
-        return [c async for c in sse_turn(broken(), never, on_reply=lambda r: None, on_disconnect=lambda: None,
+        return [c async for c in sse_turn(broken(), never, threading.Event(), on_reply=lambda r: None,
+                                          on_disconnect=lambda: None,
                                           on_error=lambda: errors.append(1))]
 
     chunks = asyncio.run(run())
