@@ -35,6 +35,7 @@ def order_card(facts: Facts) -> dict[str, Any] | None:
         "status": d.get("status", ""),
         "status_text": d.get("status_text", ""),
         "items_text": d.get("items_text", ""),
+        "items": [{"name": str(i["name"]), "qty": int(i["qty"])} for i in d.get("items", [])],
         "carrier": d.get("carrier", ""),
         "tracking_number": d.get("tracking_number", ""),
         "timeline": timeline,

@@ -76,6 +76,7 @@ def order_facts(order: OrderView, now: datetime | None = None) -> Facts:
         "status": order.status,
         "status_text": status,
         "items_text": items,
+        "items": [{"name": i.name, "qty": i.qty} for i in order.items],  # the widget's order card lists them
         "placed": fmt_date(order.placed_at),
         "shipped": fmt_date(order.shipped_at),
         "carrier": order.carrier,

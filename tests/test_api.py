@@ -118,6 +118,7 @@ def test_order_status_reply_carries_the_order_card(client):
     assert r.json()["facts_kind"] == "order_status" and card["type"] == "order"
     assert card["order_id"] == "SD-20001" and card["status"] == "in_transit"
     assert card["tracking_number"] == "1Z999AA10123456784" and "Trail runner" in card["items_text"]
+    assert card["items"] == [{"name": "Trail runner", "qty": 1}]
     labels = [step["label"] for step in card["timeline"]]
     assert labels[0] == "Order placed" and "Shipped with UPS" in labels and labels[-1] == "Expected delivery"
 

@@ -163,6 +163,7 @@ def test_widget_order_and_faq_questions_stream_and_show_the_order_card(server, p
     expect(card.locator(".sd-badge")).to_have_text("in transit")
     expect(card).to_contain_text("1Z4F7E290387654321")  # the order's tracking number from the database
     assert card.locator(".sd-timeline li").count() >= 3
+    assert card.locator(".sd-card-items li").count() >= 1  # the order's items, one per line
     page.screenshot(path=str(ARTIFACTS / "widget-order-card.png"))
 
     raw = ask(page, "how long does shipping take to Canada?", "Source")

@@ -195,7 +195,15 @@
     head.appendChild(el("span", { "class": "sd-badge sd-st-" + String(card.status).replace(/[^a-z_]/g, "") },
                         card.status_text || card.status));
     box.appendChild(head);
-    if (card.items_text) { box.appendChild(el("p", { "class": "sd-card-line" }, "Items: " + card.items_text)); }
+    if (card.items && card.items.length) {
+      var list = el("ul", { "class": "sd-card-items", "aria-label": "Items" });
+      card.items.forEach(function (item) {
+        list.appendChild(el("li", {}, (item.qty > 1 ? item.qty + " \u00d7 " : "") + item.name));
+      });
+      box.appendChild(list);
+    } else if (card.items_text) {
+      box.appendChild(el("p", { "class": "sd-card-line" }, "Items: " + card.items_text));
+    }
     if (card.tracking_number) {
       box.appendChild(el("p", { "class": "sd-card-line" },
                          "Tracking: " + (card.carrier ? card.carrier + " " : "") + card.tracking_number));
