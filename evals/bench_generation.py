@@ -7,7 +7,8 @@
    the lean decoder in float32, bfloat16 and int8): model load time, prefill and decode speed for a
    400-token prompt and a 60-token reply, the share of the bandwidth limit, the prefix cache's effect,
    and for the default setup 1 thread against one per core; llama.cpp on the same job when
-   ``llama-cpp-python`` is installed;
+   ``llama-cpp-python`` is installed (in a child process, on every core; ``vs_llama_cpp_turn_ratio``
+   compares our default setup at the same thread count, ``default_threads_ratio`` at the settings');
 3. whole turns through the real Assistant (evals/bench_turns.py): latency p50/p95, time to the
    first streamed token, guard acceptance overall and per route; without ``--quick`` also the same
    conversations with the before setup;
@@ -82,6 +83,10 @@ def run_bench(settings: Settings, quick: bool = False, progress: bool = True) ->
                                                 settings.threads, threads=setup == default,
                                                 tick=lambda: bar.update(1))
     llama = llama_cpp_reply_s(repeats)
+    if llama.get("available"):  # the same job for both on the same cores: our default setup at llama.cpp's threads
+        same = decode[default.label] if llama["threads"] == settings.threads else measure_setup(
+            default, settings.model_cache_dir, bandwidth["gbs"], repeats, llama["threads"])
+        llama["ours_same_threads_reply_400_60_s"] = same["reply_400_60_s"]
 
     convs = conversations(quick)
     passes = [("default", default)] + ([] if quick else [("before", BEFORE)])
@@ -104,6 +109,8 @@ def run_bench(settings: Settings, quick: bool = False, progress: bool = True) ->
         bench.engine.dispose()
 
     ours, theirs = decode[default.label], llama.get("reply_400_60_s")
+    if theirs:
+        llama["default_threads_ratio"] = round(ours["reply_400_60_s"] / theirs, 3)
     summary = turns["default"]
     values = {
         "decode_roofline_ratio": ours["roofline_ratio"],
@@ -111,7 +118,7 @@ def run_bench(settings: Settings, quick: bool = False, progress: bool = True) ->
         "turn_latency_p95_s": summary["latency_p95_s"],
         "first_token_s": summary["first_token_p50_s"],
         "guard_acceptance": summary["guard_acceptance"],
-        "vs_llama_cpp_turn_ratio": round(ours["reply_400_60_s"] / theirs, 3) if theirs else None,
+        "vs_llama_cpp_turn_ratio": round(llama["ours_same_threads_reply_400_60_s"] / theirs, 3) if theirs else None,
     }
     import torch
 
