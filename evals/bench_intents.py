@@ -92,6 +92,41 @@ def table(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
+def speed_only(model_dir: Path, fake: bool, path: Path, load_before: float) -> int:
+    """Single-message latency (torch's threads and 1 thread) and batch throughput of a saved model."""
+    from intents.classifier import EmbeddingClassifier
+    from intents.dataset import load_heldout
+    from intents.report import batch_throughput, single_latency
+    from knowledge_base.embedder import HashingEmbedder, SentenceTransformerEmbedder
+
+    if not (model_dir / "meta.json").is_file():
+        print(f"no saved intent model in {model_dir}: run `shopdesk train` first", file=sys.stderr)
+        return 2
+    encoder = HashingEmbedder() if fake else SentenceTransformerEmbedder()
+    model = EmbeddingClassifier.load(model_dir, encoder)
+    texts = [e.text for e in load_heldout()]
+    result: dict[str, Any] = {"model_dir": str(model_dir), "latency": single_latency(model, texts, n=300),
+                              "throughput": batch_throughput(model, texts)}
+    if "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        result["latency_one_torch_thread"] = single_latency(model, texts, n=300)
+        result["throughput_one_torch_thread"] = batch_throughput(model, texts)
+        torch.set_num_threads(threads)
+    machine = {"cpus": os.cpu_count(), "load_avg_1m_before": load_before, "load_avg_1m_after": os.getloadavg()[0],
+               "torch_threads": _torch_threads()}
+    report = {"targets": {k: TARGETS[k] for k in ("p95_ms", "msgs_per_s")}, "encoder": encoder.name,
+              "machine": machine, **result,
+              "meets_targets": {"p95_ms": result["latency"]["p95_ms"] <= TARGETS["p95_ms"],
+                                "msgs_per_s": result["throughput"]["msgs_per_s"] >= TARGETS["msgs_per_s"]}}
+    print(json.dumps(report, indent=2, default=str))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+    print(f"report: {path}")
+    return 0
+
+
 def _torch_threads() -> int | None:
     if "torch" not in sys.modules:
         return None
@@ -105,12 +140,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", default="test-artifacts/bench_intents.json", help="where to write the report")
     parser.add_argument("--fake-models", action="store_true", help="hashing embedder instead of MiniLM")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (default: torch's own)")
+    parser.add_argument("--speed-only", metavar="MODEL_DIR", nargs="?", const="data/intent_model", default=None,
+                        help="no training: latency and throughput of a saved model (default data/intent_model), "
+                             "for a re-measurement on a quiet machine; writes test-artifacts/bench_intents_speed.json")
     args = parser.parse_args(argv)
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
     load_before = os.getloadavg()
+    if args.speed_only is not None:
+        json_path = args.json if args.json != parser.get_default("json") else "test-artifacts/bench_intents_speed.json"
+        return speed_only(Path(args.speed_only), args.fake_models, Path(json_path), load_before[0])
 
     from intents.train import BASELINE, DEFAULT
     from knowledge_base.embedder import HashingEmbedder, SentenceTransformerEmbedder

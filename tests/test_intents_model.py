@@ -167,3 +167,15 @@ def test_old_baseline_models_still_load(tmp_path, trained):
     (tmp_path / "head.npz").write_bytes((directory / "head.npz").read_bytes())
     model = EmbeddingClassifier.load(tmp_path, HashingEmbedder())
     assert model.kind == "embedding" and model.temperature == 1.0
+
+
+def test_speed_only_bench_measures_a_saved_model(trained, tmp_path, capsys):
+    from evals.bench_intents import main
+
+    model_dir, _ = trained["embedding+lexical"]
+    out = tmp_path / "speed.json"
+    assert main(["--speed-only", str(model_dir), "--fake-models", "--json", str(out)]) == 0
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert report["latency"]["n"] == 300 and 0 < report["latency"]["p50_ms"] <= report["latency"]["p95_ms"]
+    assert report["throughput"]["msgs_per_s"] > 0 and set(report["meets_targets"]) == {"p95_ms", "msgs_per_s"}
+    assert main(["--speed-only", str(tmp_path / "none"), "--fake-models"]) == 2  # no model there: a clear error
