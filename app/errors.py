@@ -6,6 +6,7 @@ ShopdeskError
  +-- StoreError           the shop database failed
  |    +-- StoreUnavailableError  it kept failing transiently (locked, restarting) after the retries (app/retry.py)
  +-- ModelError           a model could not be loaded or failed to produce output
+ |    +-- GeneratorBusy   too many turns already waiting for the one local model (the template answers)
  +-- IndexNotBuiltError   the FAQ index or intent model is missing (message says which command builds it)
  +-- TranscriptError      an eval transcript is malformed (message names file and key)
 """
@@ -32,6 +33,10 @@ class StoreUnavailableError(StoreError):
 
 
 class ModelError(ShopdeskError):
+    pass
+
+
+class GeneratorBusy(ModelError):
     pass
 
 

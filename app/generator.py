@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from app.decoding import REPETITION_PENALTY, Detokenizer, first_token_ids, generate_with_transformers, quantize_int8
-from app.errors import ModelError
+from app.errors import GeneratorBusy, ModelError
 from app.prompts import first_words
 
 log = logging.getLogger(__name__)
@@ -111,9 +111,11 @@ class LocalGenerator:
     decodes_in_caller = True  # app/timebox.py: no helper thread (measured slower); bounded per token
 
     def __init__(self, model: str, cache_dir: Path, device: str = "auto", dtype: str = "auto",
-                 threads: int = 0, lean: bool = True, prefix_cache: bool = True) -> None:
+                 threads: int = 0, lean: bool = True, prefix_cache: bool = True, queue_max: int | None = None) -> None:
         """``lean``: decode with ``app.decoder`` where it supports the model (CPU), else ``generate``;
-        ``prefix_cache``: keep the key/value cache of prompt prefixes (both measured by `shopdesk bench`)."""
+        ``prefix_cache``: keep the key/value cache of prompt prefixes (both measured by `shopdesk bench`);
+        ``queue_max``: how many turns may wait for the model while one generates (None: any number); one
+        more raises ``GeneratorBusy`` at once."""
         self.model_ref = model
         self.cache_dir = cache_dir
         self.device_setting = device
@@ -129,6 +131,9 @@ class LocalGenerator:
         self._stop_ids: tuple[int, ...] = ()
         self._load_lock = threading.Lock()
         self._generate_lock = threading.Lock()
+        self.queue_max = queue_max
+        self._waiting = 0  # turns waiting for _generate_lock
+        self._waiting_lock = threading.Lock()
         self.device = "cpu"
         self.dtype = ""  # resolved from dtype_setting by warm_up
         self.load_seconds = 0.0
@@ -246,11 +251,22 @@ class LocalGenerator:
 
     def _acquire(self, should_stop: Callable[[], bool], poll_s: float = 0.05) -> bool:
         """Wait for the model while another turn generates, but give up once this turn's budget is
-        spent: queueing behind the others would make every waiting turn overrun its budget."""
-        while not self._generate_lock.acquire(timeout=poll_s):
-            if should_stop():
-                return False
-        return True
+        spent: queueing behind the others would make every waiting turn overrun its budget. With
+        ``queue_max`` turns already waiting, raise ``GeneratorBusy`` at once (the bounded queue)."""
+        if self._generate_lock.acquire(blocking=False):
+            return True
+        with self._waiting_lock:
+            if self.queue_max is not None and self._waiting >= self.queue_max:
+                raise GeneratorBusy(f"{self._waiting} turns already waiting for the model")
+            self._waiting += 1
+        try:
+            while not self._generate_lock.acquire(timeout=poll_s):
+                if should_stop():
+                    return False
+            return True
+        finally:
+            with self._waiting_lock:
+                self._waiting -= 1
 
 
 class OpenAIGenerator:

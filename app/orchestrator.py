@@ -24,7 +24,7 @@ from app.cancel import CancelHandler
 from app.cards import order_card
 from app.clock import Clock
 from app.config import Settings
-from app.errors import ModelError, StoreUnavailableError
+from app.errors import GeneratorBusy, ModelError, StoreUnavailableError
 from app.faq import FaqHandler
 from app.generator import Generator
 from app.guard import Guard
@@ -212,6 +212,8 @@ class Assistant:
             candidate = compose(facts, model_text, template)
         except GenerationCancelled:
             return template, "template", Verdict(False, ("cancelled",))
+        except GeneratorBusy:  # the model's queue is full: answer now rather than after the whole budget
+            return template, "template", Verdict(False, ("busy",))
         except GenerationTimeout:
             return template, "template", Verdict(False, ("timeout",))
         except (ModelError, RuntimeError, OSError, ValueError):

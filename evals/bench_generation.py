@@ -62,7 +62,7 @@ def _bar(total: int, desc: str, enabled: bool) -> Any:
 
 def _generator(settings: Settings, setup: Setup) -> LocalGenerator:
     return LocalGenerator(settings.generator_model, settings.model_cache_dir, "cpu", setup.dtype, settings.threads,
-                          lean=setup.lean)
+                          lean=setup.lean, queue_max=settings.generation_queue_max)
 
 
 def run_bench(settings: Settings, quick: bool = False, progress: bool = True) -> dict[str, Any]:
@@ -166,8 +166,9 @@ def print_report(report: dict[str, Any], out: TextIO) -> None:
             out.write(f"turns ({t['setup']}): p50 {t['latency_p50_s']}s p95 {t['latency_p95_s']}s, first token p50 "
                       f"{t['first_token_p50_s']}s, guard acceptance {t['guard_acceptance']} ({routes})\n")
     out.write("concurrent sessions: " + ", ".join(
-        f"{k}: {v['turns_per_s']} turns/s (p95 {v['latency_p95_s']}s, {v['model_turns_timed_out']} of "
-        f"{v['model_turns']} model turns timed out)" for k, v in d["concurrency"].items()
+        f"{k}: {v['turns_per_s']} turns/s (p95 {v['latency_p95_s']}s; of {v['model_turns']} model turns "
+        f"{v['model_turns_timed_out']} timed out, {v.get('model_turns_busy', 0)} found the queue full)"
+        for k, v in d["concurrency"].items()
         if k != "mode") + "\n")
     for key, t in report["targets"].items():
         verdict = "n/a" if t["pass"] is None else ("PASS" if t["pass"] else "FAIL")

@@ -152,6 +152,7 @@ class TurnBench:
                 "latency_p50_s": round(percentile([s.latency_s for s in samples], 0.5), 3),
                 "latency_p95_s": round(percentile([s.latency_s for s in samples], 0.95), 3),
                 "model_turns_timed_out": sum("timeout" in s.reasons for s in model), "model_turns": len(model),
+                "model_turns_busy": sum("busy" in s.reasons for s in model),  # refused by the bounded queue
                 "errors": errors[:5]}
 
 

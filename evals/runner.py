@@ -38,7 +38,7 @@ from evals.transcript import EVAL_DEMO_SIZE, Transcript, load_paths
 log = logging.getLogger(__name__)
 DEFAULT_NOW = datetime(2026, 3, 15, 10, 0)
 # guard verdicts that say the model's text never reached the guard (slow or failing model)
-NOT_JUDGED = ("timeout", "model_error")
+NOT_JUDGED = ("timeout", "model_error", "busy", "cancelled")
 
 
 def merged_fixtures(t: Transcript, now: datetime) -> dict[str, Any]:

@@ -16,9 +16,11 @@ from sqlalchemy.orm import Session
 
 from app.api import create_app
 from app.db import TurnRow
+from app.errors import GeneratorBusy
 from app.factory import Mode
+from app.generator import LocalGenerator
 from app.prompts import build_messages, reply_complete
-from app.schema import Facts
+from app.schema import Facts, Message
 from app.timebox import Deadline, GenerationCancelled, generate_within
 
 OPENER = build_messages(Facts(kind="faq_answer", route="faq"), "do gift cards expire?", (), "Fern & Field")
@@ -138,3 +140,46 @@ def test_the_model_stops_when_the_shopper_hangs_up(live_server):
     with Session(assistant.c.sessions.engine) as s:
         stored = s.scalar(select(TurnRow.reply).where(TurnRow.id == turns[-1]["id"]))
     assert "cancelled" in stored["guard"]["reasons"]
+
+
+def test_the_model_queue_is_bounded(tmp_path):
+    """With the model busy and ``queue_max`` turns already waiting, the next turn is told at once."""
+    gen = LocalGenerator("bundled", tmp_path, queue_max=2)  # nothing loads: only the queue is exercised
+    release = threading.Event()
+    assert gen._acquire(lambda: False)  # this turn generates
+    outcomes: list[object] = []
+
+    def wait() -> None:
+        try:
+            outcomes.append(gen._acquire(release.is_set))
+        except GeneratorBusy as exc:
+            outcomes.append(exc)
+
+    waiters = [threading.Thread(target=wait) for _ in range(2)]
+    for w in waiters:
+        w.start()
+    deadline = time.monotonic() + 5
+    while gen._waiting < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    started = time.monotonic()
+    with pytest.raises(GeneratorBusy):
+        gen._acquire(lambda: False)  # a third waiter: refused without waiting
+    assert time.monotonic() - started < 0.5
+    release.set()  # the two waiters give up (their budget), nobody got the model twice
+    for w in waiters:
+        w.join(5)
+    assert outcomes == [False, False] and gen._waiting == 0
+    gen._generate_lock.release()
+    assert gen._acquire(lambda: False)  # free again: the next turn gets it at once
+    gen._generate_lock.release()
+
+
+def test_a_busy_model_gives_the_template_reply_at_once(make_assistant, fake_models):
+    class Busy(Wordy):
+        def stream(self, messages, max_new_tokens, should_stop):
+            raise GeneratorBusy("3 turns already waiting for the model")
+            yield ""
+
+    a = make_assistant(models=dataclasses.replace(fake_models, generator=Busy([])))
+    reply = a.respond(Message("s-busy", "hello"))
+    assert reply.generated_by == "template" and reply.guard.reasons == ("busy",) and reply.text
