@@ -54,6 +54,9 @@ class Settings:
     # 16 sessions sending back-to-back: unbounded, p95 4.4 s and 10 of 42 model replies waited out the 4 s;
     # 3: p95 1.5-1.6 s, none waited out, 37-38 of 42 got the template; 6 and 10: p95 2.8 s. 4 sessions: no change
     generation_queue_max: int = 3
+    # turns the bundled model decodes together (app/batching.py: one step reads the weights once for all of
+    # them); 1: one turn at a time. Measured in `shopdesk bench` (concurrency): see the README
+    generation_batch_max: int = 4
 
     # router gates on the top route's probability and its lead over the second route. Calibrated by
     # `shopdesk train` on out-of-fold predictions of the training data (never the test split): the
@@ -223,6 +226,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError("max_failed_verifications and lockout_minutes must be at least 1")
     if s.flow_timeout_minutes < 1:
         raise ConfigError("flow_timeout_minutes must be at least 1")
+    if s.generation_batch_max < 1:
+        raise ConfigError("generation_batch_max must be at least 1 (1: no batching)")
     if s.generation_queue_max < 0:
         raise ConfigError("generation_queue_max must be at least 0 (0: a turn never waits for the model)")
     if s.policy_file and not Path(s.policy_file).is_file():

@@ -43,6 +43,20 @@ def _rope_theta(config: Any) -> float:
     return float(rope.get("rope_theta", getattr(config, "rope_theta", 10000.0)))
 
 
+def pick(logits: Any, seen: Sequence[int], repetition_penalty: float = 1.0, first_ids: Sequence[int] = ()) -> int:
+    """The greedy next token: repeats among ``seen`` (the generated tokens) penalised; the first
+    token restricted to ``first_ids`` when given. ``logits`` (one row) is changed in place."""
+    import torch
+
+    if seen and repetition_penalty != 1.0:
+        index = torch.tensor(sorted(set(seen)), device=logits.device)
+        scores = logits[index]
+        logits[index] = torch.where(scores < 0, scores * repetition_penalty, scores / repetition_penalty)
+    if first_ids and not seen:
+        return int(first_ids[int(logits[list(first_ids)].argmax())])
+    return int(logits.argmax())
+
+
 def _linear(weight: Any) -> Any:
     from torch import nn
 
@@ -69,7 +83,9 @@ class _Block:
 
 
 class LlamaDecoder:
-    def __init__(self, model: Any, int8: bool = False, max_len: int = 2048, prefix_slots: int = 8) -> None:
+    def __init__(self, model: Any, int8: bool = False, max_len: int = 2048, prefix_slots: int = 8,
+                 sequences: int = 1) -> None:
+        """``sequences``: key/value cache rows, one per sequence decoded at the same time (``step``)."""
         import torch
 
         if not supports(model):
@@ -92,7 +108,8 @@ class LlamaDecoder:
         freqs = torch.outer(torch.arange(self.max_len, dtype=torch.float32), inv)
         angles = torch.cat([freqs, freqs], dim=-1).to(self.device)
         self.cos, self.sin = angles.cos().to(self.dtype), angles.sin().to(self.dtype)
-        shape = (len(self.blocks), 1, self.kv_heads, self.max_len, self.head_dim)
+        self.sequences = max(1, sequences)
+        shape = (len(self.blocks), self.sequences, self.kv_heads, self.max_len, self.head_dim)
         with torch.inference_mode():
             self.keys = torch.zeros(shape, dtype=self.dtype, device=self.device)
             self.values = torch.zeros(shape, dtype=self.dtype, device=self.device)
@@ -150,17 +167,18 @@ class LlamaDecoder:
         half = self.head_dim // 2
         return x * cos + torch.cat((-x[..., half:], x[..., :half]), dim=-1) * sin
 
-    def _attend(self, q: Any, i: int, end: int, mask: Any, causal: bool) -> Any:
+    def _attend(self, q: Any, i: int, end: int, mask: Any, causal: bool, slot: int = 0) -> Any:
         """Attention of the new queries over the cache's first ``end`` positions; [1, n, heads * head_dim]."""
         import torch.nn.functional as F
 
-        keys, values = self.keys[i, :, :, :end], self.values[i, :, :, :end]
+        keys, values = self.keys[i, slot:slot + 1, :, :end], self.values[i, slot:slot + 1, :, :end]
         n = q.shape[2]
         out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, is_causal=causal, enable_gqa=True)
         return out.transpose(1, 2).reshape(1, n, self.heads * self.head_dim)
 
-    def _forward(self, ids: Sequence[int], start: int) -> Any:
-        """Run ``ids`` at positions ``start``...; their keys/values go into the cache; last logits back."""
+    def _forward(self, ids: Sequence[int], start: int, slot: int = 0) -> Any:
+        """Run ``ids`` at positions ``start``... of sequence ``slot``; their keys/values go into its
+        cache row; the last position's logits back."""
         import torch
         import torch.nn.functional as F
 
@@ -177,20 +195,54 @@ class LlamaDecoder:
             qkv = block.qkv(self._rms(x, block.ln1))
             # queries and keys turn by the same angles: rotated together, one set of operations
             qk = self._rotate(qkv[..., :qk_size].view(1, n, qk_heads, self.head_dim).transpose(1, 2), cos, sin)
-            self.keys[i, :, :, start:end] = qk[:, q_heads:]
+            self.keys[i, slot:slot + 1, :, start:end] = qk[:, q_heads:]
             values = qkv[..., qk_size:].view(1, n, self.kv_heads, self.head_dim)
-            self.values[i, :, :, start:end] = values.transpose(1, 2)
-            x = x + block.o(self._attend(qk[:, :q_heads], i, end, mask, n > 1 and not start))
+            self.values[i, slot:slot + 1, :, start:end] = values.transpose(1, 2)
+            x = x + block.o(self._attend(qk[:, :q_heads], i, end, mask, n > 1 and not start, slot))
             gate, up = block.gate_up(self._rms(x, block.ln2)).chunk(2, dim=-1)
             x = x + block.down(F.silu(gate) * up)
         return self.lm_head(self._rms(x[:, -1], self.norm))[0].float()
+
+    def step(self, tokens: Sequence[int], positions: Sequence[int], slots: Sequence[int]) -> Any:
+        """One new token for each of several sequences at once: ``tokens[b]`` at ``positions[b]`` of
+        cache row ``slots[b]``; logits back, [len(tokens), vocab].
+
+        The weights are read once for all of them (decoding is bound by reading weights), so B
+        sequences cost little more than one. Each attends over its own cache row and length. In
+        float32 each row's logits equal ``_forward``'s for that sequence alone (tests/test_decoder.py);
+        with int8 weights the activations of a step share one quantisation scale, so a reply can
+        differ slightly with what else is decoded beside it (the guard judges every reply anyway).
+        """
+        import torch
+        import torch.nn.functional as F
+
+        b = len(tokens)
+        device = self.device
+        x = F.embedding(torch.tensor([[t] for t in tokens], device=device), self.embed).to(self.dtype)  # [b, 1, d]
+        pos = torch.tensor(list(positions), device=device)
+        rows = torch.tensor(list(slots), device=device)
+        cos, sin = self.cos[pos][:, None, None, :], self.sin[pos][:, None, None, :]  # [b, 1, 1, head_dim]
+        q_heads, qk_heads = self.heads, self.heads + self.kv_heads
+        qk_size = qk_heads * self.head_dim
+        for i, block in enumerate(self.blocks):
+            qkv = block.qkv(self._rms(x, block.ln1))  # [b, 1, (q + k + v) * head_dim]
+            qk = self._rotate(qkv[..., :qk_size].view(b, 1, qk_heads, self.head_dim).transpose(1, 2), cos, sin)
+            self.keys[i][rows, :, pos] = qk[:, q_heads:, 0]
+            self.values[i][rows, :, pos] = qkv[..., qk_size:].view(b, self.kv_heads, self.head_dim)
+            out = torch.cat([F.scaled_dot_product_attention(
+                qk[r:r + 1, :q_heads], self.keys[i, s:s + 1, :, :p + 1], self.values[i, s:s + 1, :, :p + 1],
+                enable_gqa=True) for r, (s, p) in enumerate(zip(slots, positions, strict=True))])
+            x = x + block.o(out.transpose(1, 2).reshape(b, 1, self.heads * self.head_dim))
+            gate, up = block.gate_up(self._rms(x, block.ln2)).chunk(2, dim=-1)
+            x = x + block.down(F.silu(gate) * up)
+        return self.lm_head(self._rms(x[:, -1], self.norm)).float()
 
     def forget(self) -> None:
         """Drop every cached prompt prefix (a benchmark's cold start)."""
         self.prefixes.clear()
 
     # ---- decoding ----------------------------------------------------------------------------------
-    def _prefill(self, ids: list[int], prefix_len: int) -> Any:
+    def prefill(self, ids: list[int], prefix_len: int, slot: int = 0) -> Any:
         """The prompt in two fixed pieces, the prefix (from the cache when there) and the rest.
 
         Always the same two pieces, cached or not: int8 activations are quantised with one scale per
@@ -199,22 +251,23 @@ class LlamaDecoder:
         """
         self.reused_tokens = 0
         if not 0 < prefix_len < len(ids):
-            return self._forward(ids, 0)
+            return self._forward(ids, 0, slot)
         key = tuple(ids[:prefix_len])
+        row = slice(slot, slot + 1)
         if key in self.prefixes:
             keys, values = self.prefixes[key]
-            self.keys[:, :, :, :prefix_len] = keys
-            self.values[:, :, :, :prefix_len] = values
+            self.keys[:, row, :, :prefix_len] = keys
+            self.values[:, row, :, :prefix_len] = values
             self.prefixes.move_to_end(key)
             self.reused_tokens = prefix_len
         else:
-            self._forward(ids[:prefix_len], 0)
+            self._forward(ids[:prefix_len], 0, slot)
             if self.prefix_slots:
-                self.prefixes[key] = (self.keys[:, :, :, :prefix_len].clone(),
-                                      self.values[:, :, :, :prefix_len].clone())
+                self.prefixes[key] = (self.keys[:, row, :, :prefix_len].clone(),
+                                      self.values[:, row, :, :prefix_len].clone())
                 while len(self.prefixes) > self.prefix_slots:
                     self.prefixes.popitem(last=False)
-        return self._forward(ids[prefix_len:], prefix_len)
+        return self._forward(ids[prefix_len:], prefix_len, slot)
 
     def generate(self, ids: Sequence[int], max_new_tokens: int, should_stop: Callable[[], bool],
                  stop_ids: Sequence[int] = (), prefix_len: int = 0, repetition_penalty: float = 1.0,
@@ -228,19 +281,12 @@ class LlamaDecoder:
             raise ValueError(f"a prompt of {len(ids)} tokens plus {max_new_tokens} new ones does not fit the "
                              f"decoder's {self.max_len} positions")
         with torch.inference_mode():
-            logits = self._prefill(ids, prefix_len)
+            logits = self.prefill(ids, prefix_len)
         seen: list[int] = []
         position = len(ids)
         for _ in range(max_new_tokens):
             with torch.inference_mode():  # entered per step: a yield must not leave it on in the caller
-                if seen and repetition_penalty != 1.0:
-                    index = torch.tensor(sorted(set(seen)), device=logits.device)
-                    scores = logits[index]
-                    logits[index] = torch.where(scores < 0, scores * repetition_penalty, scores / repetition_penalty)
-                if first_ids and not seen:
-                    token = first_ids[int(logits[list(first_ids)].argmax())]
-                else:
-                    token = int(logits.argmax())
+                token = pick(logits, seen, repetition_penalty, first_ids)
             if token in stop_ids:
                 return
             yield token

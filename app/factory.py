@@ -124,7 +124,8 @@ def generator(settings: Settings, mode: Mode = Mode()) -> Generator:
     if settings.generator == "openai":
         return OpenAIGenerator(settings.openai_base_url, settings.openai_model, settings.openai_api_key)
     return LocalGenerator(settings.generator_model, settings.model_cache_dir, settings.device, settings.dtype,
-                          settings.threads, queue_max=settings.generation_queue_max)
+                          settings.threads, queue_max=settings.generation_queue_max,
+                          batch=settings.generation_batch_max)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ import importlib.util
 import json
 import logging
 import os
+import queue
 import shutil
 import threading
 import time
@@ -111,11 +112,13 @@ class LocalGenerator:
     decodes_in_caller = True  # app/timebox.py: no helper thread (measured slower); bounded per token
 
     def __init__(self, model: str, cache_dir: Path, device: str = "auto", dtype: str = "auto",
-                 threads: int = 0, lean: bool = True, prefix_cache: bool = True, queue_max: int | None = None) -> None:
+                 threads: int = 0, lean: bool = True, prefix_cache: bool = True, queue_max: int | None = None,
+                 batch: int = 1) -> None:
         """``lean``: decode with ``app.decoder`` where it supports the model (CPU), else ``generate``;
         ``prefix_cache``: keep the key/value cache of prompt prefixes (both measured by `shopdesk bench`);
         ``queue_max``: how many turns may wait for the model while one generates (None: any number); one
-        more raises ``GeneratorBusy`` at once."""
+        more raises ``GeneratorBusy`` at once; ``batch``: how many turns the lean decoder decodes together
+        (``app.batching``; 1: one at a time, the others wait)."""
         self.model_ref = model
         self.cache_dir = cache_dir
         self.device_setting = device
@@ -132,6 +135,8 @@ class LocalGenerator:
         self._load_lock = threading.Lock()
         self._generate_lock = threading.Lock()
         self.queue_max = queue_max
+        self.batch = max(1, batch)
+        self._batcher: Any = None  # app.batching.BatchDecoder when batch > 1 and the lean decoder runs
         self._waiting = 0  # turns waiting for _generate_lock
         self._waiting_lock = threading.Lock()
         self.device = "cpu"
@@ -158,6 +163,7 @@ class LocalGenerator:
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
+            from app.batching import BatchDecoder
             from app.decoder import LlamaDecoder, supports
 
             if self.threads:
@@ -181,7 +187,11 @@ class LocalGenerator:
             if self.lean and self.device == "cpu" and supports(model):
                 # the decoder keeps what it needs; the transformers modules are dropped to save memory
                 self._decoder = LlamaDecoder(model, int8=self.dtype == "int8",
-                                             prefix_slots=PREFIX_SLOTS if self.prefix_cache else 0)
+                                             prefix_slots=PREFIX_SLOTS if self.prefix_cache else 0,
+                                             sequences=self.batch)
+                if self.batch > 1:
+                    self._batcher = BatchDecoder(self._decoder, self._stop_ids, REPETITION_PENALTY, self.queue_max,
+                                                 self.threads)
             else:
                 self._model = quantize_int8(model) if self.dtype == "int8" else model
             self._ready = True
@@ -216,6 +226,9 @@ class LocalGenerator:
             return
         ids, prefix_len = self.encode(messages)
         first = first_token_ids(self._tokenizer, first_words(messages))
+        if self._batcher is not None:
+            yield from self._stream_batched(ids, prefix_len, max_new_tokens, first, should_stop)
+            return
         if not self._acquire(should_stop):
             return
         text = Detokenizer(self._tokenizer)
@@ -229,6 +242,34 @@ class LocalGenerator:
             raise ModelError(f"generation failed: {exc!r}") from exc
         finally:
             self._generate_lock.release()
+
+    def _stream_batched(self, ids: list[int], prefix_len: int, max_new_tokens: int, first: tuple[int, ...],
+                        should_stop: Callable[[], bool], poll_s: float = 0.02) -> Iterator[str]:
+        """The tokens of one request to the batch decoder, as text; leaving (or should_stop) cancels it."""
+        try:
+            request = self._batcher.submit(ids, prefix_len, max_new_tokens, first)
+        except ValueError as exc:
+            raise ModelError(f"generation failed: {exc}") from exc
+        text = Detokenizer(self._tokenizer)
+        try:
+            while True:
+                try:
+                    item = request.out.get(timeout=poll_s)
+                except queue.Empty:
+                    if should_stop():
+                        return
+                    continue
+                if item is None:
+                    return
+                if isinstance(item, Exception):
+                    raise ModelError(f"generation failed: {item!r}") from item
+                piece = text.add(item)
+                if piece:
+                    yield piece
+                if should_stop():
+                    return
+        finally:
+            request.cancel()
 
     def generate(self, messages: list[dict[str, str]], max_new_tokens: int, should_stop: Callable[[], bool],
                  on_text: Callable[[str], None]) -> None:

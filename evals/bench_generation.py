@@ -62,7 +62,8 @@ def _bar(total: int, desc: str, enabled: bool) -> Any:
 
 def _generator(settings: Settings, setup: Setup) -> LocalGenerator:
     return LocalGenerator(settings.generator_model, settings.model_cache_dir, "cpu", setup.dtype, settings.threads,
-                          lean=setup.lean, queue_max=settings.generation_queue_max)
+                          lean=setup.lean, queue_max=settings.generation_queue_max,
+                          batch=settings.generation_batch_max)
 
 
 def run_bench(settings: Settings, quick: bool = False, progress: bool = True) -> dict[str, Any]:
