@@ -109,7 +109,9 @@ def convert_bundled(cache_dir: Path) -> Path:
 
 class LocalGenerator:
     uses_model = True
-    decodes_in_caller = True  # app/timebox.py: no helper thread (measured slower); bounded per token
+    # app/timebox.py runs it without a helper thread: its stream checks should_stop after every token (and
+    # every 20 ms while a batch decoder works for it), so it never blocks a turn past its budget
+    decodes_in_caller = True
 
     def __init__(self, model: str, cache_dir: Path, device: str = "auto", dtype: str = "auto",
                  threads: int = 0, lean: bool = True, prefix_cache: bool = True, queue_max: int | None = None,
@@ -210,9 +212,10 @@ class LocalGenerator:
 
     def stream(self, messages: list[dict[str, str]], max_new_tokens: int,
                should_stop: Callable[[], bool]) -> Iterator[str]:
-        """Generate in the calling thread and yield the text pieces as they are decoded.
+        """Yield the text pieces as they are decoded. With ``batch`` > 1 the batch decoder's thread
+        decodes (``app.batching``) and this reads its queue; else decoding runs in the calling thread.
 
-        No helper thread on purpose: decoding from a second thread that competes with the OpenMP
+        Not a helper thread per call on purpose: decoding from a second thread that competes with the OpenMP
         team of the thread that first used torch measured ~40% slower here. The model is held (a
         lock) until the iterator ends; a caller that stops early closes it (``for ... break`` does
         when the iterator is dropped). Through ``generate`` (a model the lean decoder does not
