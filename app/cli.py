@@ -161,6 +161,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from app.errors import IndexNotBuiltError
     from app.factory import embedder, faq_index, faq_retriever
     from app.jsonl import read_text_file
+    from knowledge_base.answerable import AnswerRule, SentenceSimilarity
     from knowledge_base.batch_search import search_records
 
     settings = _settings(args)
@@ -172,7 +173,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     retriever = faq_retriever(settings, emb, index)
     with tqdm(total=len(records), desc="searching", unit="query", file=sys.stderr, disable=None) as bar:
         for out in search_records(records, retriever, args.k, settings.retrieval_min_score,
-                                  settings.retrieval_top_k, batch=args.batch, progress=bar.update):
+                                  settings.retrieval_top_k, batch=args.batch, progress=bar.update,
+                                  rule=AnswerRule.from_settings(settings), sentences=SentenceSimilarity.shared(emb)):
             sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
     return 0
 

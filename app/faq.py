@@ -1,9 +1,11 @@
-"""FAQ answers from the knowledge base: retrieve, apply the relevance floor, answer from passages.
+"""FAQ answers from the knowledge base: retrieve, decide whether it is answerable, answer from passages.
 
-The floor compares each hit's cosine similarity to the question (``retrieval_min_score``): the hybrid
-retriever ranks by fused rank, and every hit carries its cosine. When no hit among the top
-``retrieval_top_k`` reaches the floor, the assistant says it does not know and offers a human instead
-of guessing; evals/bench_retrieval.py measures that trade-off on labelled questions.
+The decision (``AnswerRule``, knowledge_base/answerable.py) reads the top ``retrieval_top_k`` hits: the
+best cosine similarity to the question (the hybrid retriever ranks by fused rank, and every hit carries
+its cosine) against a floor (``retrieval_min_score``) and an accept score (``retrieval_accept_score``);
+in between it wants lexical coverage of the question or one sentence that matches it. When it
+declines, the assistant says it does not know and offers a human instead of guessing;
+evals/bench_retrieval.py measures that trade-off on labelled questions.
 
 When the index cannot be searched (missing, empty, damaged, its server down), the FAQ says so and
 offers a person (``faq_unavailable``); nothing else of the assistant depends on the index.
@@ -14,8 +16,11 @@ from __future__ import annotations
 import logging
 import re
 
+from app.config import Settings
 from app.schema import Facts, Passage
 from app.text import stems
+from knowledge_base.answerable import AnswerRule, SentenceSimilarity, query_vector
+from knowledge_base.embedder import Embedder
 from knowledge_base.errors import IndexUnavailableError
 from knowledge_base.retriever import Retriever
 
@@ -42,11 +47,27 @@ def best_sentences(text: str, query: str = "", limit: int = 3, max_chars: int = 
     return " ".join(sentences[i] for i in sorted(chosen))
 
 
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
 class FaqHandler:
-    def __init__(self, retriever: Retriever, top_k: int, min_score: float) -> None:
+    """Without ``rule``: the cosine floor ``min_score`` alone. The app builds it with ``from_settings``."""
+
+    def __init__(self, retriever: Retriever, top_k: int, min_score: float, rule: AnswerRule | None = None,
+                 sentences: SentenceSimilarity | None = None) -> None:
         self.retriever = retriever
         self.top_k = top_k
-        self.min_score = min_score
+        self.rule = rule or AnswerRule.floor(min_score)
+        self.min_score = self.rule.min_score
+        self.sentences = sentences
+
+    @classmethod
+    def from_settings(cls, retriever: Retriever, settings: Settings, embedder: Embedder | None = None,
+                      ) -> FaqHandler:
+        rule = AnswerRule.from_settings(settings)
+        return cls(retriever, settings.retrieval_top_k, rule.min_score, rule,
+                   SentenceSimilarity.shared(embedder) if embedder is not None else None)
 
     def handle(self, text: str) -> Facts:
         try:
@@ -56,8 +77,11 @@ class FaqHandler:
             return Facts(kind="faq_unavailable", route=ROUTE, handoff=True, choices=("Talk to a person",),
                          use_model=False)
         passages = tuple(Passage(h.doc_id, h.title, h.url, h.section, h.text, round(h.similarity, 4)) for h in hits)
+        decision = self.rule.decide(text, hits[:self.top_k], self.sentences, query_vector(self.retriever, text))
         relevant = tuple(p for p, h in zip(passages, hits, strict=True) if h.similarity >= self.min_score)
-        if not relevant:
+        if not decision.answerable or not relevant:
+            log.info("FAQ declined (%s): best cosine %.3f, coverage %s, best sentence %s", decision.reason,
+                     decision.similarity, _fmt(decision.coverage), _fmt(decision.sentence))
             return Facts(kind="faq_unknown", route=ROUTE, passages=passages, handoff=True,
                          choices=("Talk to a person",), use_model=False)
         best = relevant[0]

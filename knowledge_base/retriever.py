@@ -8,6 +8,8 @@ relevance floor (a named setting) compares it; the floor is applied there, not h
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -33,10 +35,33 @@ class Retriever(Protocol):
     def search_batch(self, queries: Sequence[str], k: int) -> list[list[Hit]]: ...
 
 
+class RecentVectors:
+    """The vectors of the last ``size`` queries by text: the answerability check (knowledge_base/answerable.py)
+    compares the question with single sentences and reuses the retriever's embedding instead of a second one."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def remember(self, queries: Sequence[str], vectors: np.ndarray) -> None:
+        with self._lock:
+            for query, vector in zip(queries, vectors, strict=True):
+                self._vectors[query] = vector
+                self._vectors.move_to_end(query)
+            while len(self._vectors) > self.size:
+                self._vectors.popitem(last=False)
+
+    def get(self, query: str) -> np.ndarray | None:
+        with self._lock:
+            return self._vectors.get(query)
+
+
 class DenseRetriever:
     def __init__(self, index: ChromaIndex, embedder: Embedder) -> None:
         self.index = index
         self.embedder = embedder
+        self.recent = RecentVectors()
 
     def search(self, query: str, k: int) -> list[Hit]:
         return self.search_batch([query], k)[0]
@@ -44,7 +69,13 @@ class DenseRetriever:
     def search_batch(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
         if not queries:
             return []
-        return self.index.query_batch(self.embedder.embed(list(queries)), k)
+        vectors = self.embedder.embed(list(queries))
+        self.recent.remember(queries, vectors)
+        return self.index.query_batch(vectors, k)
+
+    def query_vector(self, query: str) -> np.ndarray | None:
+        """The vector of a query searched lately (None if not among the last few)."""
+        return self.recent.get(query)
 
 
 class LexicalRetriever:
@@ -89,6 +120,7 @@ class HybridRetriever:
         self.rrf_k = rrf_k
         self.candidates = candidates
         self.weights = (dense_weight, lexical_weight)
+        self.recent = RecentVectors()
 
     def search(self, query: str, k: int) -> list[Hit]:
         return self.search_batch([query], k)[0]
@@ -97,11 +129,16 @@ class HybridRetriever:
         if not queries:
             return []
         vectors = self.embedder.embed(list(queries))
+        self.recent.remember(queries, vectors)
         dense = self.index.nearest_ids(vectors, self.candidates)  # ids only: text comes from the snapshot
         snapshot, _ = self.lexical.corpus()
         if any(cid not in snapshot.row for hits in dense for cid, _ in hits):
             snapshot, _ = self.lexical.corpus(refresh=True)  # another process re-indexed: re-read
         return [self._fuse(q, v, d, snapshot, k) for q, v, d in zip(queries, vectors, dense, strict=True)]
+
+    def query_vector(self, query: str) -> np.ndarray | None:
+        """The vector of a query searched lately (None if not among the last few)."""
+        return self.recent.get(query)
 
     def _fuse(self, query: str, vector: np.ndarray, dense: list[tuple[str, float]], snapshot: Snapshot,
               k: int) -> list[Hit]:

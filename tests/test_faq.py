@@ -5,8 +5,10 @@ import pytest
 from app.faq import FaqHandler, best_sentences
 from app.schema import Passage
 from app.templates import citation
+from knowledge_base.answerable import AnswerRule, SentenceSimilarity
+from knowledge_base.batch_search import search_records
 from knowledge_base.embedder import HashingEmbedder
-from knowledge_base.index import ChromaIndex
+from knowledge_base.index import ChromaIndex, Hit
 from knowledge_base.loader import load_chunks
 from knowledge_base.retriever import HybridRetriever
 from tests.test_index import write
@@ -69,3 +71,59 @@ def test_citation_names_title_and_url_and_an_imported_pair_without_url_by_title(
     b = Passage("faq-dog", "Can I bring my dog?", "", "", "y", 0.8)
     assert citation((a, a, b)) == "Source: Shipping (https://shop.example/ship); Can I bring my dog?"
     assert citation(()) == ""
+
+
+class FixedRetriever:
+    """Returns the same hits for any question (the handler's decision is what is under test)."""
+
+    def __init__(self, hits):
+        self.hits = hits
+
+    def search(self, query, k):
+        return self.hits[:k]
+
+    def search_batch(self, queries, k):
+        return [self.hits[:k] for _ in queries]
+
+
+def _hit(similarity, doc="returns", section="Return windows",
+         text="Electronics, including earbuds, can be returned within 15 days of delivery."):
+    return Hit(f"{doc}:{section}", doc, "Return policy", f"https://shop.example/{doc}", section, text, similarity)
+
+
+def test_from_settings_applies_the_answerability_rule_in_the_band(settings):
+    s = settings.replace(retrieval_min_score=0.4, retrieval_accept_score=0.57, retrieval_min_coverage=0.65,
+                         retrieval_min_sentence_score=2.0)  # sentence check off: the lexical check decides
+    handler = FaqHandler.from_settings(FixedRetriever([_hit(0.5), _hit(0.3, "gift", "Expiry", "Never.")]), s)
+    assert handler.rule == AnswerRule(0.4, 0.57, 0.65, 2.0) and handler.top_k == s.retrieval_top_k
+    covered = handler.handle("can i return earbuds")
+    assert covered.kind == "faq_answer" and [p.doc_id for p in covered.passages] == ["returns"]
+    assert "15 days" in covered.data["answer"]
+    near_miss = handler.handle("how do i clean a wool sweater")  # same cosine, words nowhere in the passage
+    assert near_miss.kind == "faq_unknown" and near_miss.handoff and near_miss.passages
+    # the old floor at the same cosine would have answered the near miss
+    assert FaqHandler(FixedRetriever([_hit(0.5)]), 3, min_score=0.4).handle(
+        "how do i clean a wool sweater").kind == "faq_answer"
+
+
+def test_from_settings_with_an_embedder_rescues_a_paraphrase_by_one_sentence(settings):
+    s = settings.replace(retrieval_min_score=0.4, retrieval_accept_score=0.57, retrieval_min_coverage=0.65,
+                         retrieval_min_sentence_score=0.3)  # hashing-embedder cosines are low: a low bar
+    retriever = FixedRetriever([_hit(0.45)])
+    paraphrase = "can it be sent back within 15 days"  # 3 of 5 content words in the passage: not covered
+    assert FaqHandler.from_settings(retriever, s).handle(paraphrase).kind == "faq_unknown"  # no embedder
+    handler = FaqHandler.from_settings(retriever, s, HashingEmbedder())
+    assert handler.sentences is not None and handler.handle(paraphrase).kind == "faq_answer"
+    assert handler.handle("how do i clean a wool sweater").kind == "faq_unknown"
+
+
+def test_batch_search_marks_answerable_exactly_what_the_handler_answers(retriever):
+    rule = AnswerRule(0.2, 0.6, 0.65, 0.3)
+    sentences = SentenceSimilarity(HashingEmbedder())
+    handler = FaqHandler(retriever, 3, rule.min_score, rule, sentences)
+    questions = ["do gift cards expire", "how long does express take", "do you sell kayaks", "gift", "standard"]
+    records = [{"text": q} for q in questions]
+    marked = [r["answerable"] for r in search_records(records, retriever, 2, rule.min_score, 3, batch=2,
+                                                       rule=rule, sentences=sentences)]
+    answered = [handler.handle(q).kind == "faq_answer" for q in questions]
+    assert marked == answered and True in marked and False in marked

@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from app.config import load_settings
 from app.errors import ConfigError
 from app.factory import faq_retriever
+from knowledge_base.answerable import query_vector
 from knowledge_base.bm25 import BM25, stem, tokenize
 from knowledge_base.embedder import HashingEmbedder
 from knowledge_base.index import ChromaIndex
 from knowledge_base.loader import load_chunks
-from knowledge_base.retriever import DenseRetriever, HybridRetriever, LexicalRetriever, rrf
+from knowledge_base.retriever import DenseRetriever, HybridRetriever, LexicalRetriever, RecentVectors, rrf
 from tests.test_index import write
 
 
@@ -100,6 +102,24 @@ def test_search_batch_equals_one_by_one(index):
     assert [[h.chunk_id for h in hits] for hits in batched] == \
         [[h.chunk_id for h in hybrid.search(q, 2)] for q in queries]
     assert hybrid.search_batch([], 2) == []
+
+
+def test_dense_and_hybrid_keep_the_last_query_vectors_for_the_answerability_check(index):
+    emb = HashingEmbedder()
+    for retriever in (DenseRetriever(index, emb), HybridRetriever(index, emb, rrf_k=5, candidates=4)):
+        retriever.search_batch(["gift card", "tty relay"], 2)
+        assert retriever.query_vector("gift card") == pytest.approx(emb.embed(["gift card"])[0])
+        assert retriever.query_vector("never searched") is None
+        assert query_vector(retriever, "tty relay") is not None
+    assert query_vector(LexicalRetriever(index), "gift card") is None  # BM25 has no vectors
+
+
+def test_recent_vectors_forget_the_oldest_beyond_their_size():
+    recent = RecentVectors(size=2)
+    recent.remember(["a", "b"], np.eye(2))
+    recent.remember(["a"], np.eye(2)[:1])  # seen again: now the newest
+    recent.remember(["c"], np.eye(2)[1:])
+    assert recent.get("b") is None and recent.get("a") is not None and recent.get("c") is not None
 
 
 def test_bm25_follows_reindexing_in_this_process_and_by_another(index, tmp_path):
