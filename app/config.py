@@ -51,8 +51,10 @@ class Settings:
     generation_time_budget_s: float = 4.0
     # turns that may wait for the local model while another generates; a turn beyond that gets the template
     # at once instead of waiting out its budget (a model turn takes ~0.25 s, so 3 waiting ~ 1 s). Measured with
-    # 16 sessions sending back-to-back: unbounded, p95 4.4 s and 10 of 42 model replies waited out the 4 s;
-    # 3: p95 1.5-1.6 s, none waited out, 37-38 of 42 got the template; 6 and 10: p95 2.8 s. 4 sessions: no change
+    # 16 sessions sending back-to-back, one turn at a time: unbounded, p95 4.4 s and 10 of 42 model replies
+    # waited out the 4 s; 3: p95 1.5-1.6 s, none waited out, 37-38 of 42 got the template. With batching (4):
+    # 3: p50/p95 0.24/1.5-2.1 s, 35-37 of 42 templates; 8: 0.14/1.9-2.0 s, 31; 16: 1.4-1.5/2.2-2.3 s, none.
+    # Shoppers wait less with 3 and the template says everything the model's opener would precede
     generation_queue_max: int = 3
     # turns the bundled model decodes together (app/batching.py: one step reads the weights once for all of
     # them); 1: one turn at a time. Measured in `shopdesk bench` (concurrency): see the README
