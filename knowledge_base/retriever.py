@@ -57,7 +57,10 @@ class RecentVectors:
             return self._vectors.get(query)
 
 
-class DenseRetriever:
+class _QueryEmbedding:
+    """What the retrievers that embed the query share: embedding a batch of queries, and keeping their
+    vectors a while (``query_vector``) so that the answerability check does not embed them again."""
+
     def __init__(self, index: ChromaIndex, embedder: Embedder) -> None:
         self.index = index
         self.embedder = embedder
@@ -67,15 +70,23 @@ class DenseRetriever:
         return self.search_batch([query], k)[0]
 
     def search_batch(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
-        if not queries:
-            return []
+        raise NotImplementedError
+
+    def _embed(self, queries: Sequence[str]) -> np.ndarray:
         vectors = self.embedder.embed(list(queries))
         self.recent.remember(queries, vectors)
-        return self.index.query_batch(vectors, k)
+        return vectors
 
     def query_vector(self, query: str) -> np.ndarray | None:
         """The vector of a query searched lately (None if not among the last few)."""
         return self.recent.get(query)
+
+
+class DenseRetriever(_QueryEmbedding):
+    def search_batch(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
+        if not queries:
+            return []
+        return self.index.query_batch(self._embed(queries), k)
 
 
 class LexicalRetriever:
@@ -104,7 +115,7 @@ class LexicalRetriever:
         return [self.search(q, k) for q in queries]
 
 
-class HybridRetriever:
+class HybridRetriever(_QueryEmbedding):
     """Dense and BM25 rankings of chunks fused by reciprocal rank fusion (``rrf``).
 
     Each ranking contributes its top ``candidates``. RRF needs no calibration between cosine and BM25
@@ -114,31 +125,21 @@ class HybridRetriever:
 
     def __init__(self, index: ChromaIndex, embedder: Embedder, rrf_k: float = 60.0, candidates: int = 20,
                  dense_weight: float = 1.0, lexical_weight: float = 1.0) -> None:
-        self.index = index
-        self.embedder = embedder
+        super().__init__(index, embedder)
         self.lexical = LexicalRetriever(index)
         self.rrf_k = rrf_k
         self.candidates = candidates
         self.weights = (dense_weight, lexical_weight)
-        self.recent = RecentVectors()
-
-    def search(self, query: str, k: int) -> list[Hit]:
-        return self.search_batch([query], k)[0]
 
     def search_batch(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
         if not queries:
             return []
-        vectors = self.embedder.embed(list(queries))
-        self.recent.remember(queries, vectors)
+        vectors = self._embed(queries)
         dense = self.index.nearest_ids(vectors, self.candidates)  # ids only: text comes from the snapshot
         snapshot, _ = self.lexical.corpus()
         if any(cid not in snapshot.row for hits in dense for cid, _ in hits):
             snapshot, _ = self.lexical.corpus(refresh=True)  # another process re-indexed: re-read
         return [self._fuse(q, v, d, snapshot, k) for q, v, d in zip(queries, vectors, dense, strict=True)]
-
-    def query_vector(self, query: str) -> np.ndarray | None:
-        """The vector of a query searched lately (None if not among the last few)."""
-        return self.recent.get(query)
 
     def _fuse(self, query: str, vector: np.ndarray, dense: list[tuple[str, float]], snapshot: Snapshot,
               k: int) -> list[Hit]:
