@@ -1,6 +1,7 @@
-"""Who is asking, for the flows that act on orders (returns, exchanges, refund status, cancellations).
+"""Who is asking: for the order lookup (app/orders.py) and the flows that act on orders (returns,
+exchanges, refund status, cancellations).
 
-The same rules as the order lookup (``app.verification``, design.md section 4): a signed customer
+The rules of design.md section 4 (``app.verification``): a signed customer
 token, or an order number with its email or billing zip; failures counted, lockout enforced; an
 unknown order and wrong details get the same answer. ``identify`` returns either the verified
 session or the question (a facts kind) the flow must ask before it can go on.

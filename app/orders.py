@@ -16,6 +16,7 @@ import dataclasses
 from datetime import date, datetime
 
 from app.config import Settings
+from app.identify import identify
 from app.order_match import parse_reference, resolve
 from app.schema import Entities, Facts, Flow, HandlerResult, SessionState
 from app.store import OrderView, ShopStore
@@ -107,49 +108,29 @@ class OrderStatusHandler:
 
     def handle(self, state: SessionState, entities: Entities, client_id: str, now: datetime, text: str = "",
                customer_token: str | None = None) -> HandlerResult:
-        lock = self.verifier.lockout(state.session_id, client_id, now)
-        if lock:
-            return self._locked(state, lock, now)
         flow = state.flow if state.flow and state.flow.name == FLOW else None
-
-        if customer_token and not state.verified:
-            check = self.verifier.by_token(state.session_id, client_id, customer_token, now)
-            if check.valid:
-                state = dataclasses.replace(state, customer_id=check.customer_id)
-            else:
-                state = self._failed(state)
-                lock = self.verifier.lockout(state.session_id, client_id, now)
-                if lock:
-                    return self._locked(state, lock, now)
-                if not (entities.order_ids and (entities.emails or entities.zips)):
-                    return self._result("token_rejected", state)
-        elif customer_token and state.verified:  # the widget sends it every turn: only a new customer matters
+        was_verified = state.verified
+        ident = identify(self.verifier, state, entities, client_id, now, customer_token,
+                         flow.slot("order_id") if flow else None)
+        state = ident.state
+        if ident.ask == "locked_out":
+            return self._result("locked_out", state, **ident.data)
+        if ident.ask == "token_rejected":
+            return self._result("token_rejected", state)
+        if ident.ask == "ask_order_and_details":
+            return self._result("ask_order_number", self._with_flow(state, (), now))
+        if ident.ask == "ask_verification":
+            return self._result("ask_verification", self._with_flow(state, (("order_id", ident.order_id),), now),
+                                order_id=ident.order_id)
+        if ident.ask == "verify_failed":  # the order number is kept: the next try needs only the email or zip
+            return self._result("verify_failed", self._with_flow(state, (("order_id", ident.order_id),), now))
+        if customer_token and was_verified:  # the widget sends it every turn: only a new customer matters
             other = self.verifier.peek_token(customer_token, now)
             if other.valid and other.customer_id != state.customer_id:  # one customer per session
                 return self._result("other_customer", dataclasses.replace(state, flow=None))
-
-        if state.verified:
-            named = entities.order_ids[0] if entities.order_ids else (flow.slot("order_id") if flow else None)
-            if named:
-                return self._own_order(state, named, client_id, now)
-            return self._by_reference(state, text, flow, now)
-
-        order_id = entities.order_ids[0] if entities.order_ids else (flow.slot("order_id") if flow else None)
-        if order_id is None:
-            return self._result("ask_order_number", self._with_flow(state, (), now))
-        if not (entities.emails or entities.zips):
-            return self._result("ask_verification", self._with_flow(state, (("order_id", order_id),), now),
-                                order_id=order_id)
-        customer = self.verifier.by_order(state.session_id, client_id, order_id, next(iter(entities.emails), None),
-                                          next(iter(entities.zips), None), now)
-        if customer is None:
-            failed = dataclasses.replace(self._failed(state), flow=Flow(FLOW, (("order_id", order_id),),
-                                                                              now.isoformat()))
-            lock = self.verifier.lockout(state.session_id, client_id, now)
-            return self._locked(failed, lock, now) if lock else self._result("verify_failed", failed)
-        verified = dataclasses.replace(state, customer_id=customer, flow=None,
-                                       verified_orders=tuple(dict.fromkeys((*state.verified_orders, order_id))))
-        return self._answer(verified, order_id, now)
+        if ident.order_id:
+            return self._own_order(state, ident.order_id, client_id, now)
+        return self._by_reference(state, text, flow, now)
 
     # ---- verified shopper ---------------------------------------------------------------------
     def _own_order(self, state: SessionState, order_id: str, client_id: str, now: datetime) -> HandlerResult:
