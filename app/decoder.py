@@ -186,22 +186,37 @@ class LlamaDecoder:
         end = start + n
         x = F.embedding(torch.tensor([list(ids)], device=self.device), self.embed).to(self.dtype)
         cos, sin = self.cos[start:end], self.sin[start:end]
-        q_heads, qk_heads = self.heads, self.heads + self.kv_heads
-        qk_size = qk_heads * self.head_dim
         mask = None
         if n > 1 and start:  # new tokens see the cached prefix and, causally, each other
             mask = torch.ones(n, end, dtype=torch.bool, device=self.device).tril(diagonal=start)
         for i, block in enumerate(self.blocks):
-            qkv = block.qkv(self._rms(x, block.ln1))
-            # queries and keys turn by the same angles: rotated together, one set of operations
-            qk = self._rotate(qkv[..., :qk_size].view(1, n, qk_heads, self.head_dim).transpose(1, 2), cos, sin)
-            self.keys[i, slot:slot + 1, :, start:end] = qk[:, q_heads:]
-            values = qkv[..., qk_size:].view(1, n, self.kv_heads, self.head_dim)
-            self.values[i, slot:slot + 1, :, start:end] = values.transpose(1, 2)
-            x = x + block.o(self._attend(qk[:, :q_heads], i, end, mask, n > 1 and not start, slot))
-            gate, up = block.gate_up(self._rms(x, block.ln2)).chunk(2, dim=-1)
-            x = x + block.down(F.silu(gate) * up)
-        return self.lm_head(self._rms(x[:, -1], self.norm))[0].float()
+            q, k, v = self._project(block, x, cos, sin)
+            self.keys[i, slot:slot + 1, :, start:end] = k
+            self.values[i, slot:slot + 1, :, start:end] = v
+            x = self._mlp(block, x + block.o(self._attend(q, i, end, mask, n > 1 and not start, slot)))
+        return self._logits(x)[0]
+
+    def _project(self, block: _Block, x: Any, cos: Any, sin: Any) -> tuple[Any, Any, Any]:
+        """Queries, keys and values of ``x`` [b, n, hidden], [b, heads, n, head_dim], with the rotary angles
+        applied (queries and keys turn by the same angles: rotated together, one set of operations)."""
+        b, n = x.shape[0], x.shape[1]
+        qk_heads = self.heads + self.kv_heads
+        qk_size = qk_heads * self.head_dim
+        qkv = block.qkv(self._rms(x, block.ln1))
+        qk = self._rotate(qkv[..., :qk_size].view(b, n, qk_heads, self.head_dim).transpose(1, 2), cos, sin)
+        values = qkv[..., qk_size:].view(b, n, self.kv_heads, self.head_dim).transpose(1, 2)
+        return qk[:, :self.heads], qk[:, self.heads:], values
+
+    def _mlp(self, block: _Block, x: Any) -> Any:
+        """The block's feed-forward half, residual included."""
+        import torch.nn.functional as F
+
+        gate, up = block.gate_up(self._rms(x, block.ln2)).chunk(2, dim=-1)
+        return x + block.down(F.silu(gate) * up)
+
+    def _logits(self, x: Any) -> Any:
+        """Logits of each sequence's last position, [b, vocab], float32."""
+        return self.lm_head(self._rms(x[:, -1], self.norm)).float()
 
     def step(self, tokens: Sequence[int], positions: Sequence[int], slots: Sequence[int]) -> Any:
         """One new token for each of several sequences at once: ``tokens[b]`` at ``positions[b]`` of
@@ -222,20 +237,15 @@ class LlamaDecoder:
         pos = torch.tensor(list(positions), device=device)
         rows = torch.tensor(list(slots), device=device)
         cos, sin = self.cos[pos][:, None, None, :], self.sin[pos][:, None, None, :]  # [b, 1, 1, head_dim]
-        q_heads, qk_heads = self.heads, self.heads + self.kv_heads
-        qk_size = qk_heads * self.head_dim
         for i, block in enumerate(self.blocks):
-            qkv = block.qkv(self._rms(x, block.ln1))  # [b, 1, (q + k + v) * head_dim]
-            qk = self._rotate(qkv[..., :qk_size].view(b, 1, qk_heads, self.head_dim).transpose(1, 2), cos, sin)
-            self.keys[i][rows, :, pos] = qk[:, q_heads:, 0]
-            self.values[i][rows, :, pos] = qkv[..., qk_size:].view(b, self.kv_heads, self.head_dim)
+            q, k, v = self._project(block, x, cos, sin)
+            self.keys[i][rows, :, pos] = k[:, :, 0]
+            self.values[i][rows, :, pos] = v[:, :, 0]
             out = torch.cat([F.scaled_dot_product_attention(
-                qk[r:r + 1, :q_heads], self.keys[i, s:s + 1, :, :p + 1], self.values[i, s:s + 1, :, :p + 1],
+                q[r:r + 1], self.keys[i, s:s + 1, :, :p + 1], self.values[i, s:s + 1, :, :p + 1],
                 enable_gqa=True) for r, (s, p) in enumerate(zip(slots, positions, strict=True))])
-            x = x + block.o(out.transpose(1, 2).reshape(b, 1, self.heads * self.head_dim))
-            gate, up = block.gate_up(self._rms(x, block.ln2)).chunk(2, dim=-1)
-            x = x + block.down(F.silu(gate) * up)
-        return self.lm_head(self._rms(x[:, -1], self.norm)).float()
+            x = self._mlp(block, x + block.o(out.transpose(1, 2).reshape(b, 1, self.heads * self.head_dim)))
+        return self._logits(x)
 
     def forget(self) -> None:
         """Drop every cached prompt prefix (a benchmark's cold start)."""
