@@ -5,7 +5,8 @@
   or any Hugging Face model id or local directory. CUDA in bf16 when present, else CPU (``auto``:
   int8 weights, the fastest measured) with denormals flushed; Llama-architecture models decode with
   ``app.decoder`` (fused projections, preallocated and prefix-cached keys/values), others with
-  transformers' ``generate``. One instance per process; generations are serialised by a lock.
+  transformers' ``generate``. One instance per process; concurrent turns are decoded together
+  (``app.batching``) or, with ``batch=1`` and for ``generate``, one at a time behind a lock.
 - ``OpenAIGenerator``: an OpenAI-compatible server (vLLM, TGI, llama.cpp server), streamed.
 - ``TemplateGenerator``: no model; the orchestrator uses the template reply.
 
@@ -27,6 +28,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+from app.batching import END
 from app.decoding import REPETITION_PENALTY, Detokenizer, first_token_ids, generate_with_transformers, quantize_int8
 from app.errors import GeneratorBusy, ModelError
 from app.prompts import first_words
@@ -262,7 +264,7 @@ class LocalGenerator:
                     if should_stop():
                         return
                     continue
-                if item is None:
+                if item is END:
                     return
                 if isinstance(item, Exception):
                     raise ModelError(f"generation failed: {item!r}") from item
