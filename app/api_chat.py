@@ -104,7 +104,6 @@ async def sse_turn(turn: Iterator[Token | Reply], is_disconnected: Callable[[], 
     finally:  # also when the server cancels this stream because it saw the client go first
         if not finished:
             leave()
-        gone.set()
         with contextlib.suppress(ValueError):  # still running in the worker thread: ends at its next yield
             turn.close()  # type: ignore[attr-defined]
 
