@@ -236,6 +236,13 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         started = time.perf_counter()
         path = convert_bundled(settings.model_cache_dir)
         print(f"generator: bundled SmolLM2 ready in {path} ({time.perf_counter() - started:.1f}s)")
+    if settings.generator == "local" and settings.native_decode and not args.fake_models:
+        from app.native import NativeUnavailable, build
+
+        try:
+            print(f"generator: native decoding step ready in {build(settings.model_cache_dir / 'native')}")
+        except NativeUnavailable as exc:  # the generator decodes with PyTorch's step then (slower)
+            print(f"generator: no native decoding step ({exc}); PyTorch's step is used")
     return 0
 
 

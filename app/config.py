@@ -59,6 +59,10 @@ class Settings:
     # turns the bundled model decodes together (app/batching.py: one step reads the weights once for all of
     # them); 1: one turn at a time. Measured in `shopdesk bench` (concurrency): see the README
     generation_batch_max: int = 4
+    # int8 decode steps of the lean decoder in one C call (app/native, built on this machine with cc): the same
+    # arithmetic as PyTorch's int8 step without its per-operation overhead (`shopdesk bench`, README). Off, or
+    # where it cannot be built (no compiler, no AVX2), decoding uses PyTorch's step
+    native_decode: bool = True
 
     # router gates on the top route's probability and its lead over the second route. Calibrated by
     # `shopdesk train` on out-of-fold predictions of the training data (never the test split): the

@@ -116,6 +116,23 @@ class LlamaDecoder:
         self.prefix_slots = prefix_slots
         self.prefixes: OrderedDict[tuple[int, ...], tuple[Any, Any]] = OrderedDict()
         self.reused_tokens = 0  # of the last prompt: positions taken from the cache, not computed
+        self.native: Any = None  # app.native.step.NativeStep once use_native() succeeded
+
+    def use_native(self, build_dir: Any, threads: int = 1) -> bool:
+        """Decode steps (one new token per sequence) in one C call (``app/native``) from now on, when it
+        builds here and the weights are int8; else keep the PyTorch step and log why. Prompts are still
+        prefilled by PyTorch (fbgemm is efficient on many rows at once) into the same key/value cache."""
+        import logging
+
+        from app.native import NativeUnavailable
+        from app.native.step import NativeStep
+
+        try:
+            self.native = NativeStep(self, build_dir, threads)
+        except NativeUnavailable as exc:
+            logging.getLogger(__name__).warning("decoding with PyTorch's step, not the native one: %s", exc)
+            self.native = None
+        return self.native is not None
 
     def _quantize(self) -> None:
         import torch
@@ -183,6 +200,8 @@ class LlamaDecoder:
         import torch.nn.functional as F
 
         n = len(ids)
+        if n == 1 and self.native is not None:
+            return self.native.step(ids, (start,), (slot,))[0]
         end = start + n
         x = F.embedding(torch.tensor([list(ids)], device=self.device), self.embed).to(self.dtype)
         cos, sin = self.cos[start:end], self.sin[start:end]
@@ -231,6 +250,8 @@ class LlamaDecoder:
         import torch
         import torch.nn.functional as F
 
+        if self.native is not None:
+            return self.native.step(tokens, positions, slots)
         b = len(tokens)
         device = self.device
         x = F.embedding(torch.tensor([[t] for t in tokens], device=device), self.embed).to(self.dtype)  # [b, 1, d]

@@ -125,7 +125,7 @@ def generator(settings: Settings, mode: Mode = Mode()) -> Generator:
         return OpenAIGenerator(settings.openai_base_url, settings.openai_model, settings.openai_api_key)
     return LocalGenerator(settings.generator_model, settings.model_cache_dir, settings.device, settings.dtype,
                           settings.threads, queue_max=settings.generation_queue_max,
-                          batch=settings.generation_batch_max)
+                          batch=settings.generation_batch_max, native=settings.native_decode)
 
 
 @dataclass(frozen=True)

@@ -117,12 +117,13 @@ class LocalGenerator:
 
     def __init__(self, model: str, cache_dir: Path, device: str = "auto", dtype: str = "auto",
                  threads: int = 0, lean: bool = True, prefix_cache: bool = True, queue_max: int | None = None,
-                 batch: int = 1) -> None:
+                 batch: int = 1, native: bool = True) -> None:
         """``lean``: decode with ``app.decoder`` where it supports the model (CPU), else ``generate``;
         ``prefix_cache``: keep the key/value cache of prompt prefixes (both measured by `shopdesk bench`);
         ``queue_max``: how many turns may wait for the model while one generates (None: any number); one
         more raises ``GeneratorBusy`` at once; ``batch``: how many turns the lean decoder decodes together
-        (``app.batching``; 1: one at a time, the others wait)."""
+        (``app.batching``; 1: one at a time, the others wait); ``native``: int8 decode steps in one C call
+        (``app.native``) where it builds, else PyTorch's."""
         self.model_ref = model
         self.cache_dir = cache_dir
         self.device_setting = device
@@ -130,6 +131,7 @@ class LocalGenerator:
         self.threads = threads
         self.lean = lean
         self.prefix_cache = prefix_cache
+        self.native = native
         self.name = "SmolLM2-135M-Instruct" if model == "bundled" else model
         self._ready = False
         self._model: Any = None  # the transformers model, when decoding goes through its generate
@@ -193,6 +195,8 @@ class LocalGenerator:
                 self._decoder = LlamaDecoder(model, int8=self.dtype == "int8",
                                              prefix_slots=PREFIX_SLOTS if self.prefix_cache else 0,
                                              sequences=self.batch)
+                if self.native and self.dtype == "int8":
+                    self._decoder.use_native(self.cache_dir / "native", self.threads or (os.cpu_count() or 1))
                 if self.batch > 1:
                     self._batcher = BatchDecoder(self._decoder, self._stop_ids, REPETITION_PENALTY, self.queue_max,
                                                  self.threads)

@@ -27,17 +27,20 @@ REPLY_TOKENS = 60
 
 @dataclass(frozen=True)
 class Setup:
-    """One way of decoding: ``lean`` (app.decoder) or transformers' ``generate``, and a dtype."""
+    """One way of decoding: ``lean`` (app.decoder) or transformers' ``generate``, a dtype, and for int8
+    whether decode steps run in one native call (app.native) or as PyTorch operations."""
 
     label: str
     dtype: str
     lean: bool
+    native: bool = False
 
 
 BEFORE = Setup("generate-bfloat16", "bfloat16", lean=False)  # the eager default before issue 7
+NATIVE = Setup("lean-int8-native", "int8", True, native=True)
 SETUPS = (BEFORE, Setup("lean-float32", "float32", True), Setup("lean-bfloat16", "bfloat16", True),
-          Setup("lean-int8", "int8", True))
-QUICK_SETUPS = (BEFORE, Setup("lean-int8", "int8", True))
+          Setup("lean-int8", "int8", True), NATIVE)
+QUICK_SETUPS = (BEFORE, Setup("lean-int8", "int8", True), NATIVE)
 
 
 def memory_bandwidth_gbs(size_mb: int = 512, repeats: int = 5) -> dict[str, float]:
@@ -127,11 +130,16 @@ def measure_setup(setup: Setup, cache_dir: Path, bandwidth_gbs: float, repeats: 
                   threads: bool = False, tick: Callable[[], None] = lambda: None) -> dict[str, Any]:
     """Load time, prefill and decode speed (and the prefix cache's effect; with ``threads``, 1 thread
     against one per core) of one setup; the model is released afterwards."""
-    gen = LocalGenerator("bundled", cache_dir, device="cpu", dtype=setup.dtype, threads=torch_threads, lean=setup.lean)
+    gen = LocalGenerator("bundled", cache_dir, device="cpu", dtype=setup.dtype, threads=torch_threads, lean=setup.lean,
+                         native=setup.native)
     gen.warm_up()
     import torch
 
+    native = gen.decoder is not None and gen.decoder.native is not None
+    if setup.native and not native:
+        raise RuntimeError(f"{setup.label}: the native decoding step is not available here (see the log)")
     result: dict[str, Any] = {"dtype": setup.dtype, "decoder": "lean" if setup.lean else "generate",
+                              "step": "native" if native else "pytorch",
                               "torch_threads": torch.get_num_threads(),
                               "load_s": round(gen.load_seconds, 3), "weight_mb": round(weight_bytes(gen) / 1e6, 1)}
     time_decode(gen, long_prompt_ids(gen, 64), 4)  # warm-up: first calls allocate and pick kernels
@@ -183,6 +191,8 @@ def thread_counts(gen: LocalGenerator, repeats: int) -> dict[str, Any]:
     try:
         for threads in sorted({1, os.cpu_count() or 1}):
             torch.set_num_threads(threads)
+            if gen.decoder is not None and gen.decoder.native is not None:
+                gen.decoder.native.set_threads(threads)
             time_decode(gen, long_prompt_ids(gen, 64), 4)
             runs = [time_decode(gen, long_prompt_ids(gen, 100, salt=r), 40) for r in range(repeats)]
             decode_s = min(total - first for first, total in runs)
@@ -190,6 +200,8 @@ def thread_counts(gen: LocalGenerator, repeats: int) -> dict[str, Any]:
                                          "decode_tok_s": round(39 / max(decode_s, 1e-9), 1)}
     finally:
         torch.set_num_threads(before)
+        if gen.decoder is not None and gen.decoder.native is not None:
+            gen.decoder.native.set_threads(before)
     return out
 
 

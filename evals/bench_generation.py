@@ -63,7 +63,7 @@ def _bar(total: int, desc: str, enabled: bool) -> Any:
 def _generator(settings: Settings, setup: Setup) -> LocalGenerator:
     return LocalGenerator(settings.generator_model, settings.model_cache_dir, "cpu", setup.dtype, settings.threads,
                           lean=setup.lean, queue_max=settings.generation_queue_max,
-                          batch=settings.generation_batch_max)
+                          batch=settings.generation_batch_max, native=setup.native)
 
 
 def run_bench(settings: Settings, quick: bool = False, progress: bool = True) -> dict[str, Any]:
@@ -71,7 +71,8 @@ def run_bench(settings: Settings, quick: bool = False, progress: bool = True) ->
     load_before = [round(x, 2) for x in os.getloadavg()]
     repeats = 1 if quick else 3
     dtype = resolve_dtype(settings.dtype, "cpu")
-    default = Setup(f"lean-{dtype}", dtype, lean=True)
+    native = settings.native_decode and dtype == "int8"
+    default = Setup(f"lean-{dtype}{'-native' if native else ''}", dtype, lean=True, native=native)
     setups = list(QUICK_SETUPS if quick else SETUPS)
     if default not in setups:
         setups.append(default)
