@@ -260,28 +260,25 @@ static void silu_mul(const float *gate, const float *up, float *out, int len) {
     for (; i < len; i++) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
-/* Attention of one sequence's query heads over its cache row up to pos (inclusive). The query heads
-   that share a key/value head (grouped-query attention) are done together: each key and value row
-   is read once for the group, not once per query head. */
-static void attend(const Model *m, const float *q, const float *kc, const float *vc, int pos, float *out) {
+/* Attention of the query heads that share key/value head g (grouped-query attention) over one
+   sequence's cache row up to pos (inclusive). They are done together: each key and value row is read
+   once for the group, not once per query head. scores: group * (pos + 1) floats of scratch. */
+static void attend_group(const Model *m, const float *q, const float *kc, const float *vc, int pos, int g,
+                         float *out, float *scores) {
     const int D = m->head_dim, group = m->heads / m->kv_heads, len = pos + 1;
     const float att_scale = 1.0f / sqrtf((float)D);
-    for (int g = 0; g < m->kv_heads; g++) {
-        const float *kh = kc + (size_t)g * m->max_len * D, *vh = vc + (size_t)g * m->max_len * D;
-        for (int t = 0; t < len; t++) {
-            const float *k = kh + (size_t)t * D;
-            for (int j = 0; j < group; j++)
-                m->scores[(size_t)j * m->max_len + t] = dot_f32(q + (size_t)(g * group + j) * D, k, D) * att_scale;
-        }
-        for (int j = 0; j < group; j++) {
-            softmax(m->scores + (size_t)j * m->max_len, len);
-            memset(out + (size_t)(g * group + j) * D, 0, sizeof(float) * D);
-        }
-        for (int t = 0; t < len; t++) {
-            const float *v = vh + (size_t)t * D;
-            for (int j = 0; j < group; j++)
-                axpy(out + (size_t)(g * group + j) * D, m->scores[(size_t)j * m->max_len + t], v, D);
-        }
+    const float *kh = kc + (size_t)g * m->max_len * D, *vh = vc + (size_t)g * m->max_len * D;
+    for (int t = 0; t < len; t++) {
+        const float *k = kh + (size_t)t * D;
+        for (int j = 0; j < group; j++) scores[(size_t)j * len + t] = dot_f32(q + (size_t)(g * group + j) * D, k, D) * att_scale;
+    }
+    for (int j = 0; j < group; j++) {
+        softmax(scores + (size_t)j * len, len);
+        memset(out + (size_t)(g * group + j) * D, 0, sizeof(float) * D);
+    }
+    for (int t = 0; t < len; t++) {
+        const float *v = vh + (size_t)t * D;
+        for (int j = 0; j < group; j++) axpy(out + (size_t)(g * group + j) * D, scores[(size_t)j * len + t], v, D);
     }
 }
 
@@ -339,7 +336,7 @@ void *sd_create(const int32_t *dims, float eps, const float *embed, const float 
     m->attn = (float *)malloc(sizeof(float) * Bn * m->heads * D);
     m->gu = (float *)malloc(sizeof(float) * Bn * widest);
     m->act = (float *)malloc(sizeof(float) * Bn * m->inter);
-    m->scores = (float *)malloc(sizeof(float) * (size_t)m->max_len * (m->heads / m->kv_heads));
+    m->scores = (float *)malloc(sizeof(float) * Bn * m->heads * (size_t)m->max_len);
     m->xq = (uint8_t *)malloc(Bn * (size_t)(m->inter > H ? m->inter : H) + 64);
     return m;
 }
@@ -385,13 +382,19 @@ int sd_step(void *handle, int B, const int32_t *tokens, const int32_t *positions
             const float *c = m->cos + (size_t)pos * D, *s = m->sin + (size_t)pos * D;
             for (int hd = 0; hd < NH; hd++) rotate(q + hd * D, c, s, D);
             for (int hd = 0; hd < KV; hd++) rotate(k + hd * D, c, s, D);
-            float *kc = m->keys + l * layer_stride + (size_t)slots[b] * KV * m->max_len * D;
-            float *vc = m->values + l * layer_stride + (size_t)slots[b] * KV * m->max_len * D;
             for (int hd = 0; hd < KV; hd++) {
-                memcpy(kc + ((size_t)hd * m->max_len + pos) * D, k + hd * D, sizeof(float) * D);
-                memcpy(vc + ((size_t)hd * m->max_len + pos) * D, v + hd * D, sizeof(float) * D);
+                size_t at = l * layer_stride + (((size_t)slots[b] * KV + hd) * m->max_len + pos) * D;
+                memcpy(m->keys + at, k + hd * D, sizeof(float) * D);
+                memcpy(m->values + at, v + hd * D, sizeof(float) * D);
             }
-            attend(m, q, kc, vc, pos, m->attn + (size_t)b * NH * D);
+        }
+        /* every (sequence, key/value head) on its own: with 2 threads 3 groups split 2 + 1 */
+#pragma omp parallel for schedule(dynamic, 1) num_threads(m->threads) if (m->threads > 1)
+        for (int unit = 0; unit < B * KV; unit++) {
+            int b = unit / KV, g = unit % KV;
+            size_t row = l * layer_stride + (size_t)slots[b] * KV * m->max_len * D;
+            attend_group(m, m->qkv_out + (size_t)b * qkv_rows, m->keys + row, m->values + row, positions[b], g,
+                         m->attn + (size_t)b * NH * D, m->scores + (size_t)unit * (NH / KV) * m->max_len);
         }
         qmatmul(m, &m->o[l], m->attn, B, m->h, m->xq);
         for (size_t i = 0; i < (size_t)B * H; i++) m->x[i] += m->h[i];
