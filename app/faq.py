@@ -1,11 +1,11 @@
 """FAQ answers from the knowledge base: retrieve, decide whether it is answerable, answer from passages.
 
-The decision (``AnswerRule``, knowledge_base/answerable.py) reads the top ``retrieval_top_k`` hits: the
-best cosine similarity to the question (the hybrid retriever ranks by fused rank, and every hit carries
-its cosine) against a floor (``retrieval_min_score``) and an accept score (``retrieval_accept_score``);
-in between it wants lexical coverage of the question or one sentence that matches it. When it
-declines, the assistant says it does not know and offers a human instead of guessing;
-evals/bench_retrieval.py measures that trade-off on labelled questions.
+The decision (``AnswerRule``, knowledge_base/answerable.py) reads the top ``retrieval_top_k`` hits: below
+the cosine floor ``retrieval_min_score`` it declines; above it a logistic regression over the best
+cosine, the best one-sentence cosine and the IDF-weighted share of the question's words missing from the
+hits decides (knowledge_base/answer_model.json, fitted by ``python -m evals.bench_retrieval --fit``).
+When it declines, the assistant says it does not know and offers a human instead of guessing;
+evals/bench_retrieval.py measures that trade-off on labelled questions, in and out of sample.
 
 When the index cannot be searched (missing, empty, damaged, its server down), the FAQ says so and
 offers a person (``faq_unavailable``); nothing else of the assistant depends on the index.
@@ -19,7 +19,7 @@ import re
 from app.config import Settings
 from app.schema import Facts, Passage
 from app.text import stems
-from knowledge_base.answerable import AnswerRule, SentenceSimilarity, query_vector
+from knowledge_base.answerable import AnswerRule, SentenceSimilarity, query_vector, vocabulary
 from knowledge_base.embedder import Embedder
 from knowledge_base.errors import IndexUnavailableError
 from knowledge_base.retriever import Retriever
@@ -72,16 +72,20 @@ class FaqHandler:
     def handle(self, text: str) -> Facts:
         try:
             hits = self.retriever.search(text, self.top_k)
+            vocab = vocabulary(self.retriever)  # the searched chunks' term statistics (cached with them)
         except IndexUnavailableError as exc:
             log.error("FAQ not searchable: %s", exc)
             return Facts(kind="faq_unavailable", route=ROUTE, handoff=True, choices=("Talk to a person",),
                          use_model=False)
         passages = tuple(Passage(h.doc_id, h.title, h.url, h.section, h.text, round(h.similarity, 4)) for h in hits)
-        decision = self.rule.decide(text, hits[:self.top_k], self.sentences, query_vector(self.retriever, text))
+        decision = self.rule.decide(text, hits[:self.top_k], self.sentences, query_vector(self.retriever, text),
+                                    vocab)
         relevant = tuple(p for p, h in zip(passages, hits, strict=True) if h.similarity >= self.min_score)
         if not decision.answerable or not relevant:
-            log.info("FAQ declined (%s): best cosine %.3f, coverage %s, best sentence %s", decision.reason,
-                     decision.similarity, _fmt(decision.coverage), _fmt(decision.sentence))
+            features = decision.features or {}
+            log.info("FAQ declined (%s): best cosine %.3f, best sentence %s, missing %s, probability %s",
+                     decision.reason, decision.similarity, _fmt(features.get("sentence")),
+                     _fmt(features.get("missing")), _fmt(decision.probability))
             return Facts(kind="faq_unknown", route=ROUTE, passages=passages, handoff=True,
                          choices=("Talk to a person",), use_model=False)
         best = relevant[0]

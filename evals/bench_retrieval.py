@@ -1,19 +1,24 @@
 """Retrieval benchmark on the labelled shopper questions (knowledge_base/questions/*.yaml).
 
-    python -m evals.bench_retrieval [--json FILE] [--fake-models] [--floor X] [--accept X] [--coverage X]
-                                    [--sentence X] [--rrf-k K]
+    python -m evals.bench_retrieval [--json FILE] [--fake-models] [--fit] [--model FILE] [--floor X]
+                                    [--rrf-k K] [--candidates N] [--dense-weight W]
 
 Builds a throw-away index of the repo's articles, then reports for dense, BM25 and fused retrieval:
 hit@1, hit@3 and MRR@10 over distinct articles (a hit is any article labelled as answering the
-question); for the answerability rule (knowledge_base/answerable.py: cosine floor, accept score, and
-in between lexical coverage or one matching sentence), the same without the sentence check, and the
-cosine floor alone: the share of unanswerable questions declined and of answerable ones wrongly
-declined, the thresholds that decline 90% with the fewest false declines, and a two-fold check
-(thresholds chosen on every other question, measured on the rest); and per-query latency of the
-configured retriever (retrieval only: embedding the query, Chroma, BM25, fusion) and of the rule's
-decision. Prints a table and writes a JSON report.
+question); for the answerability rule (knowledge_base/answerable.py: a cosine floor, then a logistic
+regression over the best cosine, the best one-sentence cosine and the IDF-weighted share of missing
+words), the share of unanswerable questions declined and of answerable ones wrongly declined: on the
+labelled questions (in sample), by k-fold cross-validation of the whole fitting procedure (weights and
+threshold fitted on k-1 folds, measured on the last), and on the held-out unanswerable questions
+(knowledge_base/questions_heldout); the same for the cosine floor alone, for comparison; and per-query
+latency of the configured retriever (retrieval only: embedding the query, Chroma, BM25, fusion) and of
+the rule's decision. Prints a table and writes a JSON report.
+
+``--fit`` first fits the model on the labelled questions (knowledge_base/answer_model.py: threshold
+chosen on out-of-fold probabilities to decline >= 90% of the unanswerable ones) and writes it to
+``--model`` (default: the bundled knowledge_base/answer_model.json), then measures it.
 Targets (issue 6): fused hit@3 >= 0.95 and better than each alone, >= 90% of unanswerable questions
-declined with fewer false declines than the floor alone, p95 <= 30 ms on 2 CPU cores.
+declined out of sample with few false declines, p95 <= 30 ms on 2 CPU cores.
 """
 
 from __future__ import annotations
@@ -30,16 +35,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from knowledge_base.answerable import AnswerRule, SentenceSimilarity, content_terms, coverage, query_vector
-from knowledge_base.labelled import LabelledQuestion, load_questions
+from knowledge_base import answer_model
+from knowledge_base.answerable import AnswerRule, SentenceSimilarity, content_terms, evidence, query_vector, vocabulary
+from knowledge_base.labelled import QUESTIONS_DIR, LabelledQuestion, load_questions
 
 DEPTH = 10  # ranks looked at for MRR (and candidates asked of each retriever)
-# the thresholds the rule search tries: floor, accept and sentence score in steps of 0.01, coverage of 0.05
-RULE_SCORES = tuple(round(0.2 + 0.01 * i, 2) for i in range(46))  # 0.20 .. 0.65
-RULE_COVERAGES = tuple(round(0.05 * i, 2) for i in range(21))  # 0 .. 1
-RULE_SENTENCE_SCORES = (*(round(0.4 + 0.01 * i, 2) for i in range(31)), 2.0)  # 0.40 .. 0.70, and off
+HELDOUT_DIR = QUESTIONS_DIR.parent / "questions_heldout"
+TARGET = 0.9  # default share of unanswerable questions the fitted threshold declines (issue 6; --target)
 
 
 def doc_ranking(hits: Sequence[Any]) -> list[str]:
@@ -89,71 +91,24 @@ def two_fold_floor(signal: Sequence[float], answerable: Sequence[bool], target: 
             "false_declines": round(sum(f["false_declines"] for f in folds) / 2, 4)}
 
 
-def rule_rates(similarity: Sequence[float], share: Sequence[float], sentence: Sequence[float],
-               answerable: Sequence[bool], rule: AnswerRule) -> dict[str, float]:
-    """The rule's decline rates from each question's best cosine, coverage and best sentence cosine
-    (what ``AnswerRule.decide`` does with them)."""
-    sim, cov, sent = np.asarray(similarity), np.asarray(share), np.asarray(sentence)
-    ans = np.asarray(answerable, dtype=bool)
-    accept = (sim >= rule.min_score) & ((sim >= rule.accept_score) | (cov >= rule.min_coverage)
-                                        | (sent >= rule.min_sentence_score))
-    return {"min_score": rule.min_score, "accept_score": rule.accept_score, "min_coverage": rule.min_coverage,
-            "min_sentence_score": rule.min_sentence_score,
-            "declined_unanswerable": round(float((~accept[~ans]).sum()) / max(1, int((~ans).sum())), 4),
-            "false_declines": round(float((~accept[ans]).sum()) / max(1, int(ans.sum())), 4)}
-
-
-def best_rule(similarity: Sequence[float], share: Sequence[float], sentence: Sequence[float],
-              answerable: Sequence[bool], target: float,
-              sentence_scores: Sequence[float] = RULE_SENTENCE_SCORES) -> AnswerRule:
-    """The thresholds (``RULE_SCORES`` for the floor and the accept score, ``RULE_COVERAGES``,
-    ``sentence_scores``; ``(2.0,)``: no sentence check) that decline at least ``target`` of the
-    unanswerable questions with the fewest false declines; ties: the most declined, then the middle one
-    of the tied (in floor, accept, coverage, sentence order: a plateau's middle, not its edge). None
-    reaching it: decline everything."""
-    sim, cov, sent = np.asarray(similarity), np.asarray(share), np.asarray(sentence)
-    ans = np.asarray(answerable, dtype=bool)
-    scores, coverages = np.asarray(RULE_SCORES), np.asarray(RULE_COVERAGES)
-    lo, hi, c = scores[:, None, None, None], scores[None, :, None, None], coverages[None, None, :, None]
-    valid = (scores[None, :] >= scores[:, None])[..., None]  # accept scores under the floor = the floor alone
-    key = np.full((len(scores), len(scores), len(coverages), len(sentence_scores)), np.inf)
-    for m, s in enumerate(sentence_scores):  # one sentence threshold at a time: bounded memory
-        accept = (sim >= lo) & ((sim >= hi) | (cov >= c) | (sent >= s))  # floor, accept, coverage, question
-        declined = (~accept[..., ~ans]).sum(-1) / max(1, int((~ans).sum()))
-        false = (~accept[..., ans]).sum(-1) / max(1, int(ans.sum()))
-        key[..., m] = np.where((declined >= target - 1e-9) & valid, false - declined * 1e-6, np.inf)
-    if not np.isfinite(key).any():
-        return AnswerRule(1.0, 1.0, 1.0)
-    tied = np.argwhere(key <= key.min() + 1e-12)
-    i, j, k, m = tied[len(tied) // 2]
-    return AnswerRule(RULE_SCORES[i], RULE_SCORES[j], RULE_COVERAGES[k], sentence_scores[m])
-
-
-def two_fold_rule(similarity: Sequence[float], share: Sequence[float], sentence: Sequence[float],
-                  answerable: Sequence[bool], target: float,
-                  sentence_scores: Sequence[float] = RULE_SENTENCE_SCORES) -> dict[str, Any]:
-    """Out-of-sample check of the rule: thresholds chosen on every other question, measured on the rest."""
-    folds = []
-    for held in (0, 1):
-        pick = [i for i in range(len(similarity)) if i % 2 != held]
-        test = [i for i in range(len(similarity)) if i % 2 == held]
-        rule = best_rule(*([x[i] for i in pick] for x in (similarity, share, sentence, answerable)), target,
-                         sentence_scores)
-        folds.append(rule_rates(*([x[i] for i in test] for x in (similarity, share, sentence, answerable)), rule))
-    return {"folds": folds,
-            "declined_unanswerable": round(sum(f["declined_unanswerable"] for f in folds) / 2, 4),
-            "false_declines": round(sum(f["false_declines"] for f in folds) / 2, 4)}
-
-
 def relevance(hits: Sequence[Any], top_k: int) -> float:
     """The floor's signal: the best cosine among the hits the FAQ handler looks at (app/faq.py)."""
     return max((h.similarity for h in hits[:top_k]), default=0.0)
 
 
 def _decision_row(q: LabelledQuestion, hits: Sequence[Any], d: Any) -> dict[str, Any]:
+    features = {k: round(v, 3) for k, v in (d.features or {}).items()}
     return {"text": q.text, "top": hits[0].doc_id if hits else "", "similarity": round(d.similarity, 3),
-            "coverage": None if d.coverage is None else round(d.coverage, 3),
-            "sentence": None if d.sentence is None else round(d.sentence, 3), "reason": d.reason}
+            **features, "probability": None if d.probability is None else round(d.probability, 3),
+            "reason": d.reason}
+
+
+def rates(declined: Sequence[bool], labels: Sequence[bool]) -> dict[str, float]:
+    """Share of unanswerable questions declined and of answerable ones declined."""
+    neg = [d for d, a in zip(declined, labels, strict=True) if not a]
+    pos = [d for d, a in zip(declined, labels, strict=True) if a]
+    return {"declined_unanswerable": round(sum(neg) / max(1, len(neg)), 4),
+            "false_declines": round(sum(pos) / max(1, len(pos)), 4)}
 
 
 def _stats(ms: Sequence[float], cpu: Sequence[float], digits: int = 2) -> dict[str, Any]:
@@ -180,7 +135,10 @@ def timed(fn: Callable[[str], object], queries: Sequence[str], repeats: int = 1)
     return wall, cpu
 
 
-def run(settings: Any, mode: Any, questions: list[LabelledQuestion], floors: Sequence[float]) -> dict[str, Any]:
+def run(settings: Any, mode: Any, questions: list[LabelledQuestion], floors: Sequence[float],
+        heldout: Sequence[LabelledQuestion] = (), fit_to: Path | None = None, target: float = TARGET,
+        ) -> dict[str, Any]:
+    """``fit_to``: fit the answerability model on ``questions`` first and write it there (then measured)."""
     from app.factory import embedder, faq_index, faq_retriever
     from knowledge_base.loader import DOCS_DIR, load_chunks
     from knowledge_base.retriever import DenseRetriever, LexicalRetriever
@@ -193,13 +151,9 @@ def run(settings: Any, mode: Any, questions: list[LabelledQuestion], floors: Seq
     retrievers = {"dense": DenseRetriever(index, emb), "bm25": LexicalRetriever(index),
                   "fused": faq_retriever(settings.replace(retrieval_mode="hybrid"), emb, index)}
     answerable = [q for q in questions if q.answerable]
-    unanswerable = [q for q in questions if not q.answerable]
-    report: dict[str, Any] = {"questions": {"answerable": len(answerable), "unanswerable": len(unanswerable)},
-                              "embedder": emb.name, "chunks": index.count(), "index_s": round(index_s, 2),
-                              "settings": {k: getattr(settings, k) for k in (
-                                  "retrieval_mode", "retrieval_top_k", "retrieval_min_score",
-                                  "retrieval_accept_score", "retrieval_min_coverage", "retrieval_min_sentence_score",
-                                  "retrieval_candidates", "retrieval_rrf_k", "retrieval_dense_weight")}}
+    report: dict[str, Any] = {"questions": {"answerable": len(answerable),
+                                            "unanswerable": len(questions) - len(answerable)},
+                              "embedder": emb.name, "chunks": index.count(), "index_s": round(index_s, 2)}
     hits_by_name = {}
     for name, retriever in retrievers.items():
         hits = retriever.search_batch([q.text for q in questions], DEPTH)
@@ -208,37 +162,43 @@ def run(settings: Any, mode: Any, questions: list[LabelledQuestion], floors: Seq
         report[name] = ranking_metrics(rankings, [q.docs for q in answerable])
     report["fusion_sweep"] = fusion_sweep(retrievers["dense"], retrievers["bm25"], answerable,
                                           settings.retrieval_candidates)
-    top_k = settings.retrieval_top_k
-    rule = AnswerRule.from_settings(settings)
-    sentences = SentenceSimilarity(emb)
+    top_k, floor = settings.retrieval_top_k, settings.retrieval_min_score
+    vocab, sentences = vocabulary(retrievers["fused"]), SentenceSimilarity(emb)
     labels = [q.answerable for q in questions]
     top = [h[:top_k] for h in hits_by_name["fused"]]
-    decisions = [rule.decide(q.text, h, sentences) for q, h in zip(questions, top, strict=True)]
-    signal = [relevance(h, top_k) for h in top]
-    share = [coverage(q.text, h) for q, h in zip(questions, top, strict=True)]
-    sentence = [sentences.best(q.text, h) for q, h in zip(questions, top, strict=True)]
+    features = [evidence(q.text, h, sentences, None, vocab) for q, h in zip(questions, top, strict=True)]
+    cross = answer_model.cross_validate(features, labels, target, floor)
+    if fit_to is not None:
+        model = answer_model.fit(features, labels, emb.name, target, floor, about={
+            "fitted_by": f"python -m evals.bench_retrieval --fit --target {target}",
+            "how": "logistic regression (L2, C=1, balanced classes) on standardised features; threshold from "
+                   "out-of-fold probabilities (5-fold x 3) declining >= target of the unanswerable questions",
+            "questions": report["questions"], "floor": floor, "target": target, "cross_validation": cross})
+        model.save(fit_to)
+        settings = settings.replace(retrieval_answer_model=str(fit_to))
+    rule = AnswerRule.from_settings(settings)
+    report["settings"] = {k: getattr(settings, k) for k in (
+        "retrieval_mode", "retrieval_top_k", "retrieval_min_score", "retrieval_answer_model",
+        "retrieval_candidates", "retrieval_rrf_k", "retrieval_dense_weight")}
+    decisions = [rule.decide(q.text, h, sentences, None, vocab) for q, h in zip(questions, top, strict=True)]
+    model = rule.model
     report["answerability"] = {
-        "min_score": rule.min_score, "accept_score": rule.accept_score, "min_coverage": rule.min_coverage,
-        "min_sentence_score": rule.min_sentence_score,
-        "declined_unanswerable": round(sum(not d.answerable for d, a in zip(decisions, labels, strict=True)
-                                           if not a) / max(1, len(unanswerable)), 4),
-        "false_declines": round(sum(not d.answerable for d, a in zip(decisions, labels, strict=True) if a)
-                                / max(1, len(answerable)), 4),
+        "min_score": rule.min_score, "model_applies": rule.applies(sentences),
+        "model": None if model is None else {k: getattr(model, k) for k in (
+            "features", "weights", "intercept", "threshold", "embedder")},
+        **rates([not d.answerable for d in decisions], labels),
         "reasons": {kind: dict(Counter(d.reason for d, a in zip(decisions, labels, strict=True) if a == want))
                     for kind, want in (("answerable", True), ("unanswerable", False))}}
-    report["rule_for_90pct"] = rule_rates(signal, share, sentence, labels,
-                                          best_rule(signal, share, sentence, labels, 0.9))
-    report["rule_two_fold"] = two_fold_rule(signal, share, sentence, labels, 0.9)
-    off = (2.0,)  # the rule without the sentence check, for comparison
-    report["lexical_rule_for_90pct"] = rule_rates(signal, share, sentence, labels,
-                                                  best_rule(signal, share, sentence, labels, 0.9, off))
-    report["lexical_rule_two_fold"] = two_fold_rule(signal, share, sentence, labels, 0.9, off)
+    report["cross_validation"] = cross
+    signal = [relevance(h, top_k) for h in top]
     pos = [s for s, q in zip(signal, questions, strict=True) if q.answerable]
     neg = [s for s, q in zip(signal, questions, strict=True) if not q.answerable]
-    report["floor_for_90pct"] = lowest_floor(pos, neg, 0.9)
+    report["floor_for_90pct"] = lowest_floor(pos, neg, TARGET)
     report["floor_alone"] = decline_rates(pos, neg, report["floor_for_90pct"])
-    report["floor_two_fold"] = two_fold_floor(signal, labels, 0.9)
+    report["floor_two_fold"] = two_fold_floor(signal, labels, TARGET)
     report["floor_sweep"] = [decline_rates(pos, neg, f) for f in floors]
+    report["heldout"] = heldout_rates(rule, retrievers["fused"], heldout, top_k, sentences, vocab,
+                                      report["floor_for_90pct"])
     report["misses"] = [{"text": q.text, "want": list(q.docs), "got": doc_ranking(h)[:3],
                          "similarity": round(s, 3)}
                         for q, h, s in zip(questions, hits_by_name["fused"], signal, strict=True)
@@ -249,27 +209,50 @@ def run(settings: Any, mode: Any, questions: list[LabelledQuestion], floors: Seq
     report["not_declined"] = [_decision_row(q, h, d) for q, h, d in
                               zip(questions, hits_by_name["fused"], decisions, strict=True)
                               if not q.answerable and d.answerable]
+    report["latency"] = latency(settings, emb, index, retrievers, rule, questions, top)
+    return report
+
+
+def heldout_rates(rule: AnswerRule, retriever: Any, heldout: Sequence[LabelledQuestion], top_k: int,
+                  sentences: SentenceSimilarity, vocab: Any, floor: float) -> dict[str, Any]:
+    """The rule on questions no threshold or weight was chosen on (and the cosine floor alone, for comparison)."""
+    if not heldout:
+        return {"n": 0}
+    hits = retriever.search_batch([q.text for q in heldout], top_k)
+    decisions = [rule.decide(q.text, h, sentences, None, vocab) for q, h in zip(heldout, hits, strict=True)]
+    labels = [q.answerable for q in heldout]
+    return {"n": len(heldout), **rates([not d.answerable for d in decisions], labels),
+            "floor_alone": {"floor": floor, **rates([relevance(h, top_k) < floor for h in hits], labels)},
+            "wrong": [_decision_row(q, h, d) for q, h, d in zip(heldout, hits, decisions, strict=True)
+                      if d.answerable != q.answerable]}
+
+
+def latency(settings: Any, emb: Any, index: Any, retrievers: dict[str, Any], rule: AnswerRule,
+            questions: Sequence[LabelledQuestion], top: Sequence[Sequence[Any]]) -> dict[str, Any]:
+    from app.factory import faq_retriever
+
+    top_k = settings.retrieval_top_k
     app_retriever = faq_retriever(settings, emb, index)
     texts = [q.text for q in questions]
     app_retriever.search(texts[0], top_k)  # warm up: model load, BM25 build
-    latency: dict[str, Any] = {"load_avg_1m_before": round(os.getloadavg()[0], 2),
-                               "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "")}
+    vocab = vocabulary(app_retriever)
+    out: dict[str, Any] = {"load_avg_1m_before": round(os.getloadavg()[0], 2),
+                           "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "")}
     for name, retriever in (("fused", app_retriever), ("dense", retrievers["dense"]), ("bm25", retrievers["bm25"])):
-        latency[name] = _stats(*timed(lambda q, r=retriever: r.search(q, top_k), texts, repeats=2))
-    # the rule's own cost on the app's hits: tokenizing, and when the sentence check runs embedding the
-    # question and (once per passage, then kept) the passages' sentences. Cold: a fresh process, nothing
-    # embedded yet; warm: the same questions again. "faq": retrieval and decision together as the FAQ
-    # handler runs them (warm; the question's vector comes from the retriever, not a second embedding).
+        out[name] = _stats(*timed(lambda q, r=retriever: r.search(q, top_k), texts, repeats=2))
+    # the rule's own cost on the app's hits: tokenizing, embedding the question, and (once per passage, then
+    # kept) the passages' sentences. Cold: a fresh process, nothing embedded yet; warm: the same questions
+    # again. "faq": retrieval and decision together as the FAQ handler runs them (warm; the question's
+    # vector comes from the retriever, not a second embedding).
     top_hits = {q.text: h for q, h in zip(questions, top, strict=True)}
     content_terms.cache_clear()
     fresh = SentenceSimilarity(emb)
-    latency["decide_cold"] = _stats(*timed(lambda q: rule.decide(q, top_hits[q], fresh), texts), digits=3)
-    latency["decide_warm"] = _stats(*timed(lambda q: rule.decide(q, top_hits[q], fresh), texts), digits=3)
-    latency["faq"] = _stats(*timed(lambda q: rule.decide(q, app_retriever.search(q, top_k), fresh,
-                                                         query_vector(app_retriever, q)), texts, repeats=2))
-    latency["load_avg_1m_after"] = round(os.getloadavg()[0], 2)
-    report["latency"] = latency
-    return report
+    out["decide_cold"] = _stats(*timed(lambda q: rule.decide(q, top_hits[q], fresh, None, vocab), texts), digits=3)
+    out["decide_warm"] = _stats(*timed(lambda q: rule.decide(q, top_hits[q], fresh, None, vocab), texts), digits=3)
+    out["faq"] = _stats(*timed(lambda q: rule.decide(q, app_retriever.search(q, top_k), fresh,
+                                                     query_vector(app_retriever, q), vocab), texts, repeats=2))
+    out["load_avg_1m_after"] = round(os.getloadavg()[0], 2)
+    return out
 
 
 def fusion_sweep(dense: Any, lexical: Any, questions: list[LabelledQuestion], candidates: int,
@@ -307,18 +290,19 @@ def print_report(r: dict[str, Any], out: Any = None) -> None:
     best = max(r["fusion_sweep"], key=lambda x: (x["hit@3"], x["mrr"]))
     out.write(f"fusion sweep: best hit@3 {best['hit@3']:.3f} / MRR {best['mrr']:.3f} at rrf_k={best['rrf_k']}, "
               f"dense_weight={best['dense_weight']} (of {len(r['fusion_sweep'])} settings)\n")
-    a, k = r["answerability"], r["settings"]["retrieval_top_k"]
-    out.write(f"\nanswerability rule (best cosine among the top {k} fused hits >= {a['accept_score']}: answer; "
-              f"< {a['min_score']}: decline; between: answer when >= {a['min_coverage']:.0%} of the question's "
-              f"content words are in those hits or one of their sentences has cosine >= "
-              f"{a['min_sentence_score']}): {a['declined_unanswerable']:.1%} of unanswerable declined, "
-              f"{a['false_declines']:.1%} of answerable wrongly declined\n")
-    for key, label in (("rule", "best rule"), ("lexical_rule", "best rule without the sentence check")):
-        b, tr = r[f"{key}_for_90pct"], r[f"{key}_two_fold"]
-        out.write(f"{label} declining >= 90%: floor {b['min_score']}, accept {b['accept_score']}, coverage "
-                  f"{b['min_coverage']}, sentence {b['min_sentence_score']} ({b['declined_unanswerable']:.1%} / "
-                  f"{b['false_declines']:.1%}); chosen on one half and measured on the other: "
-                  f"{tr['declined_unanswerable']:.1%} declined, {tr['false_declines']:.1%} wrongly declined\n")
+    a, k, cv, ho = r["answerability"], r["settings"]["retrieval_top_k"], r["cross_validation"], r["heldout"]
+    model = a["model"] or {}
+    how = (f"logistic regression over {', '.join(model.get('features', ()))}, answer from probability "
+           f"{model.get('threshold', 0):.3f}" if a["model_applies"] else "the cosine floor alone (no model applies)")
+    out.write(f"\nanswerability rule (top {k} fused hits; best cosine < {a['min_score']}: decline; else {how}):\n"
+              f"  in sample: {a['declined_unanswerable']:.1%} of unanswerable declined, "
+              f"{a['false_declines']:.1%} of answerable wrongly declined\n"
+              f"  {cv['folds']}-fold cross-validation x {cv['repeats']} (weights and threshold fitted without the "
+              f"fold): {cv['declined_unanswerable']:.1%} declined, {cv['false_declines']:.1%} wrongly declined\n")
+    if ho["n"]:
+        fl = ho["floor_alone"]
+        out.write(f"  held-out questions ({ho['n']}, {HELDOUT_DIR.name}): {ho['declined_unanswerable']:.1%} "
+                  f"declined (cosine floor {fl['floor']} alone: {fl['declined_unanswerable']:.1%})\n")
     fa, tf = r["floor_alone"], r["floor_two_fold"]
     out.write(f"cosine floor alone, lowest declining >= 90%: {r['floor_for_90pct']} ({fa['declined_unanswerable']:.1%}"
               f" / {fa['false_declines']:.1%}); chosen on one half and measured on the other: "
@@ -337,9 +321,11 @@ def print_report(r: dict[str, Any], out: Any = None) -> None:
         out.write(f"\nfused misses at 3 ({len(r['misses'])}):\n")
         for m in r["misses"]:
             out.write(f"  {m['text']!r}: want {m['want']}, got {m['got']}\n")
-    for key, label in (("wrongly_declined", "answerable but declined"), ("not_declined", "unanswerable, answered")):
-        if r[key]:
-            out.write(f"\n{label} ({len(r[key])}):\n" + "".join(f"  {x}\n" for x in r[key]))
+    for rows, label in ((r["wrongly_declined"], "answerable but declined"),
+                        (r["not_declined"], "unanswerable, answered"),
+                        (r["heldout"].get("wrong", []), "held out, wrongly decided")):
+        if rows:
+            out.write(f"\n{label} ({len(rows)}):\n" + "".join(f"  {x}\n" for x in rows))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -349,22 +335,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m evals.bench_retrieval", description=__doc__.split("\n")[0])
     parser.add_argument("--json", default="test-artifacts/bench_retrieval.json", help="where to write the report")
     parser.add_argument("--fake-models", action="store_true", help="hashing embedder instead of MiniLM")
+    parser.add_argument("--fit", action="store_true",
+                        help="fit the answerability model on the labelled questions and write it to --model first")
+    parser.add_argument("--model", default=None,
+                        help=f"answerability model file (retrieval_answer_model; default {answer_model.MODEL_FILE})")
+    parser.add_argument("--target", type=float, default=TARGET,
+                        help="share of unanswerable questions the fitted threshold declines (default 0.9)")
     parser.add_argument("--floor", type=float, default=None, help="override retrieval_min_score")
-    parser.add_argument("--accept", type=float, default=None, help="override retrieval_accept_score")
-    parser.add_argument("--coverage", type=float, default=None, help="override retrieval_min_coverage")
-    parser.add_argument("--sentence", type=float, default=None, help="override retrieval_min_sentence_score")
     parser.add_argument("--rrf-k", type=float, default=None, help="override retrieval_rrf_k")
     parser.add_argument("--candidates", type=int, default=None, help="override retrieval_candidates")
     parser.add_argument("--dense-weight", type=float, default=None, help="override retrieval_dense_weight")
     args = parser.parse_args(argv)
+    if args.fit and args.fake_models and not args.model:
+        parser.error("--fit with --fake-models needs --model FILE (the bundled model is fitted on MiniLM)")
+    fit_to = Path(args.model or answer_model.MODEL_FILE) if args.fit else None
     with tempfile.TemporaryDirectory(prefix="shopdesk-bench-") as tmp:
         settings = load_settings(data_dir=tmp, chroma_host="", retrieval_min_score=args.floor,
-                                 retrieval_accept_score=args.accept, retrieval_min_coverage=args.coverage,
-                                 retrieval_min_sentence_score=args.sentence,
+                                 retrieval_answer_model=None if args.fit else args.model,
                                  retrieval_rrf_k=args.rrf_k, retrieval_candidates=args.candidates,
                                  retrieval_dense_weight=args.dense_weight)
         floors = [round(0.2 + 0.025 * i, 3) for i in range(17)]
-        report = run(settings, Mode(fake_models=args.fake_models), load_questions(), floors)
+        report = run(settings, Mode(fake_models=args.fake_models), load_questions(), floors,
+                     load_questions(HELDOUT_DIR), fit_to, args.target)
     print_report(report)
     path = Path(args.json)
     path.parent.mkdir(parents=True, exist_ok=True)

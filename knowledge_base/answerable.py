@@ -2,36 +2,44 @@
 
 The cosine of the question and a whole chunk cannot tell a near miss ("how do i clean a wool sweater"
 against the down jacket care article) from a real question worded the shopper's way ("can i call you
-through a tty relay service"), so where that cosine is ambiguous the rule asks for more evidence:
+through a tty relay service"). The decision reads three signals of the top ``retrieval_top_k`` hits
+(``evidence``):
 
-- the best cosine among the top hits >= ``accept_score``: answer;
-- below ``min_score``: decline;
-- in between, answer when either
-  - lexical: at least ``min_coverage`` of the question's content words (stopwords and question filler
-    removed, stemmed with the BM25 tokenizer's ``stem``) occur in the top passages (title, section,
-    text). A near miss usually names the one thing the help centre never mentions (sweater, kayak, ceo);
-  - or one sentence: some single sentence of the top passages (embedded with its article title and
-    section) has cosine >= ``min_sentence_score`` to the question. This catches paraphrases the words
-    miss ("how long do i have to send back headphones" vs "Electronics, including earbuds, can be
-    returned within 15 days"): one sentence that says it is stronger evidence than a topical chunk.
+- ``similarity``: the best cosine of the question and a hit;
+- ``sentence``: the best cosine of the question and any one sentence of the hits (embedded with its
+  article title and section): one sentence that says it is stronger evidence than a topical chunk;
+- ``missing``: the IDF-weighted share of the question's content words (stopwords and question filler
+  removed, stemmed like BM25) that occur nowhere in the hits (a typo of a word in them counts as found).
+  A near miss usually names one rare thing the help centre never mentions (kayak, sweater, ceo); a word
+  no article uses weighs the most.
 
-Otherwise decline. With ``accept_score <= min_score`` the band is empty: the plain cosine floor. The
-thresholds are settings (app/config.py), chosen with evals/bench_retrieval.py on the labelled
-questions; the FAQ handler (app/faq.py), ``shopdesk search`` and the benchmark all apply this rule.
+A logistic regression over them (``AnswerModel``, knowledge_base/answer_model.py: weights and threshold
+in ``answer_model.json``, fitted and cross-validated by ``python -m evals.bench_retrieval --fit`` on
+the labelled questions) answers when its probability reaches the threshold. Measured (5-fold
+cross-validation, bundled threshold): 82% of unanswerable questions declined, 11% of answerable ones
+wrongly declined; declining 90% costs about 20% (see app/config.py, retrieval_min_score). Below the cosine floor
+``min_score`` (a setting) it always declines. The model is fitted on one embedder's cosines: with
+another embedder (the hashing fake, or a different model without a refit), or without an embedder for
+the sentence check, the floor alone decides. The FAQ handler (app/faq.py), ``shopdesk search`` and the
+benchmark all apply this rule.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import re
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
+from knowledge_base.answer_model import MODEL_FILE, AnswerModel
 from knowledge_base.bm25 import STOPWORDS, stem
 from knowledge_base.embedder import Embedder
 
@@ -39,9 +47,13 @@ from knowledge_base.embedder import Embedder
 # and texting shorthand for stopwords (checked before and after stemming: "whats" -> "what")
 QUESTION_FILLER = frozenset((
     "what", "how", "get", "got", "any", "anything", "need", "want", "should", "really", "also", "some",
-    "something", "thing", "way", "much", "many", "one", "u", "ur", "pls", "plz",
+    "something", "thing", "way", "much", "many", "one", "u", "ur", "pls", "plz", "guys",
+    # negated auxiliaries typed without the apostrophe ("dont"): "don't" loses it before this check too
+    "dont", "doesnt", "didnt", "isnt", "arent", "wasnt", "werent", "hasnt", "havent", "hadnt", "wont", "cant",
+    "couldnt", "shouldnt", "wouldnt", "theres", "thats",
 ))
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+log = logging.getLogger(__name__)
 
 
 class Passage(Protocol):
@@ -143,47 +155,115 @@ _SHARED: weakref.WeakKeyDictionary[Embedder, SentenceSimilarity] = weakref.WeakK
 _SHARED_LOCK = threading.Lock()
 
 
+class Vocabulary(Protocol):
+    """The help centre's term statistics (``knowledge_base.bm25.BM25`` has these): idf per stemmed term."""
+
+    idf: Mapping[str, float]
+    n: int
+
+
+def vocabulary(retriever: Any) -> Vocabulary | None:
+    """The term statistics of the chunks the retriever searches, if it has them (all three retrievers do)."""
+    lookup = getattr(retriever, "vocabulary", None)
+    return lookup() if lookup is not None else None
+
+
+def _one_slip(term: str) -> set[str]:
+    """``term`` with one letter dropped or two neighbours swapped (a typo's distance, both ways)."""
+    dropped = {term[:i] + term[i + 1:] for i in range(len(term))}
+    return dropped | {term[:i] + term[i + 1] + term[i] + term[i + 2:] for i in range(len(term) - 1)}
+
+
+def _typo_of(term: str, found: set[str]) -> bool:
+    """A missing word of 5+ letters one slip away from a passage word ("canda", "recieve") is that word."""
+    if len(term) < 5:
+        return False
+    slips = _one_slip(term)
+    return any(f in slips or (len(f) >= 5 and term in _one_slip(f)) for f in found if abs(len(f) - len(term)) <= 1)
+
+
+def missing_weight(question: str, passages: Sequence[Passage], vocab: Vocabulary | None) -> float:
+    """IDF-weighted share of the question's content words that occur in none of the passages (1 for a
+    question of none); a typo of a passage word counts as found. A word the help centre never uses weighs
+    what BM25 gives a term in no chunk, the most; without a vocabulary every word weighs the same."""
+    wanted = content_terms(question)
+    if not wanted:
+        return 1.0
+    found: set[str] = set()
+    for p in passages:
+        found |= content_terms(p.title) | content_terms(p.section) | content_terms(p.text)
+    missing = {t for t in wanted - found if not _typo_of(t, found)}
+    if vocab is None:
+        return len(missing) / len(wanted)
+    unseen = math.log(1.0 + (vocab.n + 0.5) / 0.5)
+    weight = {term: vocab.idf.get(term, unseen) for term in wanted}
+    return sum(weight[t] for t in missing) / sum(weight.values())
+
+
+def evidence(question: str, hits: Sequence[Passage], sentences: SentenceSimilarity,
+             question_vector: np.ndarray | None = None, vocab: Vocabulary | None = None) -> dict[str, float]:
+    """The model's features (``knowledge_base.answer_model.FEATURES``) of a question and its top hits."""
+    return {"similarity": max((h.similarity for h in hits), default=0.0),
+            "sentence": sentences.best(question, hits, question_vector) if hits else 0.0,
+            "missing": missing_weight(question, hits, vocab)}
+
+
 @dataclass(frozen=True)
 class Decision:
     answerable: bool
     similarity: float  # best cosine among the hits looked at
-    coverage: float | None  # share of content words in the passages; None when the cosine alone decided
-    sentence: float | None  # best one-sentence cosine; None when not needed (or no embedder)
-    reason: str  # "similar" (>= accept_score), "covered", "sentence", "unsupported" (band), "below_floor"
+    probability: float | None = None  # the model's; None when the floor alone decided
+    features: dict[str, float] | None = None  # what the model read (``evidence``)
+    reason: str = ""  # "below_floor", "model" (answered) or "unsupported" (declined), "floor" (no model applies)
+
+
+@lru_cache(maxsize=8)
+def _load_model(path: str) -> AnswerModel:
+    return AnswerModel.load(Path(path))
+
+
+_WARNED: set[tuple[str, str]] = set()
 
 
 @dataclass(frozen=True)
 class AnswerRule:
     min_score: float  # below: decline
-    accept_score: float  # at or above: answer; <= min_score makes the rule the plain floor
-    min_coverage: float  # in between: the share of content words the top passages must contain ...
-    min_sentence_score: float = 2.0  # ... or the cosine one of their sentences must reach (> 1: never)
+    model: AnswerModel | None = None  # at or above the floor: answer when it does; None: the floor alone
 
     @classmethod
     def floor(cls, min_score: float) -> AnswerRule:
-        """The cosine floor alone (no band)."""
-        return cls(min_score, min_score, 0.0)
+        """The cosine floor alone."""
+        return cls(min_score)
 
     @classmethod
     def from_settings(cls, settings: Any) -> AnswerRule:
-        return cls(settings.retrieval_min_score, settings.retrieval_accept_score,
-                   settings.retrieval_min_coverage, settings.retrieval_min_sentence_score)
+        """``retrieval_min_score`` and the model file ``retrieval_answer_model`` ("": the bundled one)."""
+        return cls(settings.retrieval_min_score, _load_model(str(settings.retrieval_answer_model or MODEL_FILE)))
+
+    def applies(self, sentences: SentenceSimilarity | None) -> bool:
+        """Whether the model decides: it needs the sentence check on the embedder it was fitted with."""
+        if self.model is None or sentences is None:
+            return False
+        name = str(getattr(sentences.embedder, "name", ""))
+        if name == self.model.embedder:
+            return True
+        if (name, self.model.embedder) not in _WARNED:
+            _WARNED.add((name, self.model.embedder))
+            log.warning("answerability model fitted on %s, not %s: the cosine floor alone decides; refit with "
+                        "`python -m evals.bench_retrieval --fit`", self.model.embedder, name)
+        return False
 
     def decide(self, question: str, hits: Sequence[Passage], sentences: SentenceSimilarity | None = None,
-               question_vector: np.ndarray | None = None) -> Decision:
-        """``hits``: the passages the FAQ would answer from (its top ``retrieval_top_k``), best first.
-        Without ``sentences`` (no embedder, e.g. BM25 only) the band has the lexical check alone;
-        ``question_vector``, the retriever's embedding of the question, saves embedding it again."""
+               question_vector: np.ndarray | None = None, vocab: Vocabulary | None = None) -> Decision:
+        """``hits``: the passages the FAQ would answer from (its top ``retrieval_top_k``), best first;
+        ``question_vector``, the retriever's embedding of the question, saves embedding it again;
+        ``vocab``: the term statistics of the searched chunks (``vocabulary(retriever)``)."""
         similarity = max((h.similarity for h in hits), default=0.0)
         if similarity < self.min_score or not hits:
-            return Decision(False, similarity, None, None, "below_floor")
-        if similarity >= self.accept_score:
-            return Decision(True, similarity, None, None, "similar")
-        share = coverage(question, hits)
-        if share >= self.min_coverage:
-            return Decision(True, similarity, share, None, "covered")
-        if sentences is None or self.min_sentence_score > 1.0:
-            return Decision(False, similarity, share, None, "unsupported")
-        best = sentences.best(question, hits, question_vector)
-        ok = best >= self.min_sentence_score
-        return Decision(ok, similarity, share, best, "sentence" if ok else "unsupported")
+            return Decision(False, similarity, reason="below_floor")
+        if not self.applies(sentences):
+            return Decision(True, similarity, reason="floor")
+        features = evidence(question, hits, sentences, question_vector, vocab)
+        probability = self.model.probability(features)
+        ok = probability >= self.model.threshold
+        return Decision(ok, similarity, probability, features, "model" if ok else "unsupported")

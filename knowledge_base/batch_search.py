@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from knowledge_base.answerable import AnswerRule, SentenceSimilarity, query_vector
+from knowledge_base.answerable import AnswerRule, SentenceSimilarity, query_vector, vocabulary
 from knowledge_base.index import Hit
 from knowledge_base.retriever import Retriever
 
@@ -34,16 +34,17 @@ def search_records(records: Sequence[dict[str, Any]], retriever: Retriever, k: i
                    sentences: SentenceSimilarity | None = None) -> Iterator[dict[str, Any]]:
     """Search ``batch`` questions at a time (one embedding call, one index round trip per batch).
 
-    ``answerable`` applies the FAQ's decision (``rule``, as app/faq.py does) to the first ``top_k``
-    chunks; without ``rule``, the cosine floor ``min_score`` alone.
+    ``answerable`` applies the FAQ's decision (``rule`` with ``sentences``, as app/faq.py does) to the
+    first ``top_k`` chunks; without ``rule``, the cosine floor ``min_score`` alone.
     """
     rule = rule or AnswerRule.floor(min_score)
+    vocab = vocabulary(retriever)
     depth = max(k * 3, top_k)  # chunks of one article cluster: ask for more to fill k distinct articles
     for start in range(0, len(records), batch):
         part = records[start:start + batch]
         for record, hits in zip(part, retriever.search_batch([r["text"] for r in part], depth), strict=True):
             text = record["text"]
-            answerable = rule.decide(text, hits[:top_k], sentences, query_vector(retriever, text)).answerable
+            answerable = rule.decide(text, hits[:top_k], sentences, query_vector(retriever, text), vocab).answerable
             yield {**record, "answerable": answerable, "results": doc_results(hits, k)}
         if progress:
             progress(len(part))

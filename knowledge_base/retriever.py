@@ -3,7 +3,9 @@
 Three retrievers behind one protocol: dense (MiniLM vectors in Chroma), lexical (BM25 over the same
 stored chunks) and hybrid, which fuses the two rankings by reciprocal rank fusion (RRF). Every hit
 carries the query's cosine similarity, also for chunks only BM25 found, because the FAQ handler's
-relevance floor (a named setting) compares it; the floor is applied there, not here.
+relevance floor (a named setting) compares it; the floor is applied there, not here. Each also offers
+the term statistics of the chunks it searches (``vocabulary``: the BM25 idf), which the answerability
+check (knowledge_base/answerable.py) weighs the question's words with.
 """
 
 from __future__ import annotations
@@ -59,12 +61,14 @@ class RecentVectors:
 
 class _QueryEmbedding:
     """What the retrievers that embed the query share: embedding a batch of queries, and keeping their
-    vectors a while (``query_vector``) so that the answerability check does not embed them again."""
+    vectors a while (``query_vector``) so that the answerability check does not embed them again; and
+    BM25 over the same chunks (``lexical``: fusion's second ranking, and the ``vocabulary``)."""
 
     def __init__(self, index: ChromaIndex, embedder: Embedder) -> None:
         self.index = index
         self.embedder = embedder
         self.recent = RecentVectors()
+        self.lexical = LexicalRetriever(index)
 
     def search(self, query: str, k: int) -> list[Hit]:
         return self.search_batch([query], k)[0]
@@ -80,6 +84,9 @@ class _QueryEmbedding:
     def query_vector(self, query: str) -> np.ndarray | None:
         """The vector of a query searched lately (None if not among the last few)."""
         return self.recent.get(query)
+
+    def vocabulary(self) -> BM25:
+        return self.lexical.vocabulary()
 
 
 class DenseRetriever(_QueryEmbedding):
@@ -104,6 +111,10 @@ class LexicalRetriever:
             self._snapshot = snapshot
         return snapshot, self._bm25
 
+    def vocabulary(self) -> BM25:
+        """The BM25 index of the stored chunks: its ``idf`` per stemmed term and ``n`` chunks."""
+        return self.corpus()[1]
+
     def ranked(self, query: str, k: int) -> list[tuple[int, float]]:
         return self.corpus()[1].top(query, k)
 
@@ -126,7 +137,6 @@ class HybridRetriever(_QueryEmbedding):
     def __init__(self, index: ChromaIndex, embedder: Embedder, rrf_k: float = 60.0, candidates: int = 20,
                  dense_weight: float = 1.0, lexical_weight: float = 1.0) -> None:
         super().__init__(index, embedder)
-        self.lexical = LexicalRetriever(index)
         self.rrf_k = rrf_k
         self.candidates = candidates
         self.weights = (dense_weight, lexical_weight)

@@ -1,8 +1,10 @@
-"""The answerability rule (knowledge_base/answerable.py): floor, accept score, and in between lexical
-coverage or one matching sentence. Fakes only: hand-made hits and the hashing embedder."""
+"""The answerability rule (knowledge_base/answerable.py): the cosine floor, then the learned model over
+the best cosine, the best sentence and the missing words. Fakes only: hand-made hits, a hand-made model
+and the hashing embedder."""
 
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 
 import numpy as np
@@ -10,8 +12,17 @@ import pytest
 
 from app.config import load_settings
 from app.errors import ConfigError
-from knowledge_base.answerable import AnswerRule, SentenceSimilarity, content_terms, coverage, split_sentences
+from knowledge_base.answer_model import FEATURES, MODEL_FILE, AnswerModel
+from knowledge_base.answerable import (
+    AnswerRule,
+    SentenceSimilarity,
+    content_terms,
+    coverage,
+    missing_weight,
+    split_sentences,
+)
 from knowledge_base.embedder import HashingEmbedder
+from knowledge_base.errors import KnowledgeBaseError
 
 RETURNS = "Most items can be returned within 30 days. Electronics, including earbuds, within 15 days."
 
@@ -58,54 +69,84 @@ def test_coverage_is_the_share_of_question_words_found_in_any_passage():
     assert coverage("return windows", [hit(0.5, "nothing here")]) == 1.0  # the section heading counts
 
 
-def test_the_cosine_alone_decides_outside_the_band():
-    rule = AnswerRule(min_score=0.4, accept_score=0.57, min_coverage=0.65, min_sentence_score=0.48)
-    sentences = FixedSentences(0.99)
+# a model on the hashing fake's name: similarity, sentence and missing words each count, by hand
+MODEL = AnswerModel(FEATURES, (0.5, 0.5, 0.5), (0.1, 0.1, 0.25), (1.0, 1.0, -1.0), 0.0, 0.5, "hashing")
+
+
+class NamedSentences(FixedSentences):
+    """``FixedSentences`` on an embedder with a name (the model applies only to its own embedder)."""
+
+    def __init__(self, score: float, name: str = "hashing") -> None:
+        super().__init__(score)
+        self.embedder = SimpleNamespace(name=name)
+
+
+def test_the_probability_is_the_logistic_of_the_standardised_weighted_sum():
+    assert MODEL.probability({"similarity": 0.5, "sentence": 0.5, "missing": 0.5}) == pytest.approx(0.5)
+    z = (0.6 - 0.5) / 0.1 + (0.7 - 0.5) / 0.1 - (0.0 - 0.5) / 0.25
+    expected = 1 / (1 + math.exp(-z))
+    assert MODEL.probability({"similarity": 0.6, "sentence": 0.7, "missing": 0.0}) == pytest.approx(expected)
+    assert MODEL.answers({"similarity": 0.6, "sentence": 0.7, "missing": 0.0})
+    assert not MODEL.answers({"similarity": 0.45, "sentence": 0.45, "missing": 1.0})
+
+
+def test_below_the_floor_the_rule_declines_without_asking_the_model():
+    rule, sentences = AnswerRule(0.4, MODEL), NamedSentences(0.99)
     low = rule.decide("how long do i have to return earbuds", [hit(0.39), hit(0.2)], sentences)
-    assert (low.answerable, low.reason, low.coverage) == (False, "below_floor", None)
-    high = rule.decide("do you sell kayaks", [hit(0.2), hit(0.6)], sentences)  # the best of the hits counts
-    assert (high.answerable, high.reason, high.similarity) == (True, "similar", 0.6)
+    assert (low.answerable, low.reason, low.probability) == (False, "below_floor", None)
     assert sentences.calls == 0 and not rule.decide("anything", [], sentences).answerable
 
 
-def test_in_the_band_covered_words_answer_without_asking_for_sentences():
-    rule = AnswerRule(0.4, 0.57, 0.65, 0.48)
-    sentences = FixedSentences(0.0)
-    d = rule.decide("can i return earbuds", [hit(0.45)], sentences)  # return, earbud: both in the passage
-    assert (d.answerable, d.reason, d.coverage, d.sentence) == (True, "covered", 1.0, None)
-    assert sentences.calls == 0
+def test_above_the_floor_the_model_weighs_cosine_sentence_and_missing_words():
+    rule = AnswerRule(0.3, MODEL)
+    covered = rule.decide("can i return earbuds", [hit(0.5)], NamedSentences(0.6))  # return, earbud: in the passage
+    assert (covered.answerable, covered.reason) == (True, "model")
+    assert covered.features == {"similarity": 0.5, "sentence": 0.6, "missing": 0.0}
+    assert covered.probability == pytest.approx(MODEL.probability(covered.features))
+    # the same cosines, but the question's words are nowhere in the passage: a near miss
+    near_miss = rule.decide("how do i clean a wool sweater", [hit(0.5)], NamedSentences(0.6))
+    assert (near_miss.answerable, near_miss.reason, near_miss.features["missing"]) == (False, "unsupported", 1.0)
+    # one sentence that says it rescues a question worded the shopper's way
+    assert rule.decide("how do i clean a wool sweater", [hit(0.5)], NamedSentences(0.95)).answerable
 
 
-def test_in_the_band_an_uncovered_question_needs_one_matching_sentence():
-    rule = AnswerRule(0.4, 0.57, 0.65, 0.48)
-    near_miss = "how do i clean a wool sweater"
-    declined = rule.decide(near_miss, [hit(0.5)], FixedSentences(0.47))
-    assert (declined.answerable, declined.reason, declined.sentence) == (False, "unsupported", 0.47)
-    answered = rule.decide(near_miss, [hit(0.5)], FixedSentences(0.48))
-    assert (answered.answerable, answered.reason) == (True, "sentence")
-    # no sentence scorer (e.g. BM25 only) or the check switched off (> 1): the lexical check alone
-    assert rule.decide(near_miss, [hit(0.5)]).reason == "unsupported"
-    off = AnswerRule(0.4, 0.57, 0.65, 2.0)
-    assert not off.decide(near_miss, [hit(0.5)], FixedSentences(1.0)).answerable
-
-
-def test_the_floor_rule_is_the_old_relevance_floor():
-    rule = AnswerRule.floor(0.45)
+def test_without_a_model_for_this_embedder_the_floor_alone_decides(caplog):
+    rule = AnswerRule(0.4, MODEL)
+    for sentences in (None, NamedSentences(0.0, "all-MiniLM-L6-v2")):
+        d = rule.decide("how do i clean a wool sweater", [hit(0.45)], sentences)
+        assert (d.answerable, d.reason, d.features) == (True, "floor", None)
+    assert "refit" in caplog.text  # the other embedder is named in a warning
     for similarity in (0.2, 0.449, 0.45, 0.8):
-        d = rule.decide("do you sell kayaks", [hit(similarity)])
-        assert d.answerable == (similarity >= 0.45) and d.coverage is None
+        d = AnswerRule.floor(0.45).decide("do you sell kayaks", [hit(similarity)], NamedSentences(0.0))
+        assert d.answerable == (similarity >= 0.45) and d.probability is None
 
 
-def test_from_settings_reads_the_four_named_settings():
-    s = load_settings(retrieval_min_score=0.3, retrieval_accept_score=0.6, retrieval_min_coverage=0.5,
-                      retrieval_min_sentence_score=0.55)
-    assert AnswerRule.from_settings(s) == AnswerRule(0.3, 0.6, 0.5, 0.55)
+def test_missing_weight_weighs_words_by_the_help_centres_idf():
+    passages = [hit(0.5, "Standard shipping to Canada takes 5 days.", "Shipping", "")]
+    vocab = SimpleNamespace(idf={"ship": 0.1, "canada": 2.0, "kayak": 3.0}, n=10)
+    assert missing_weight("shipping to canada", passages, vocab) == 0.0
+    assert missing_weight("ship kayaks to canada", passages, vocab) == pytest.approx(3.0 / 5.1)
+    unseen = math.log(1 + 10.5 / 0.5)  # a word no chunk uses: BM25's idf of a term in none
+    assert missing_weight("ship a snowboard", passages, vocab) == pytest.approx(unseen / (unseen + 0.1))
+    assert missing_weight("ship kayaks", passages, None) == 0.5  # no vocabulary: every word weighs the same
+    assert missing_weight("how do i", passages, vocab) == 1.0  # no content words: no evidence
 
 
-@pytest.mark.parametrize("name", ["retrieval_accept_score", "retrieval_min_coverage", "retrieval_min_sentence_score"])
-def test_the_new_settings_must_be_between_0_and_1(name):
-    with pytest.raises(ConfigError, match=name):
-        load_settings(**{name: 1.5})
+def test_from_settings_reads_the_floor_and_the_model_file(tmp_path):
+    bundled = AnswerRule.from_settings(load_settings(retrieval_min_score=0.3))
+    assert bundled.min_score == 0.3 and bundled.model == AnswerModel.load(MODEL_FILE)
+    assert bundled.model.features == FEATURES and 0 < bundled.model.threshold < 1
+    path = tmp_path / "model.json"
+    MODEL.save(path)
+    assert AnswerModel.load(path) == MODEL  # survives save and reload
+    assert AnswerRule.from_settings(load_settings(retrieval_answer_model=str(path))).model == MODEL
+    with pytest.raises(KnowledgeBaseError, match="--fit"):
+        AnswerRule.from_settings(load_settings(retrieval_answer_model=str(tmp_path / "none.json")))
+
+
+def test_the_floor_must_be_between_0_and_1():
+    with pytest.raises(ConfigError, match="retrieval_min_score"):
+        load_settings(retrieval_min_score=1.5)
 
 
 def test_split_sentences_counts_list_items_as_sentences():
@@ -143,9 +184,8 @@ def test_a_question_vector_from_the_retriever_is_used_instead_of_embedding_the_q
     fresh = scorer.best(question, [hit(0.5)])
     assert scorer.best(question, [hit(0.5)], emb.embed([question])[0]) == pytest.approx(fresh, abs=1e-6)
     assert emb.calls[-1] == [question]  # only the test's own call: the scorer embedded nothing
-    rule = AnswerRule(0.4, 0.57, 0.65, 0.1)
-    d = rule.decide("how do i clean a wool sweater", [hit(0.5)], scorer, emb.embed([question])[0])
-    assert d.sentence == pytest.approx(fresh, abs=1e-6)  # the given vector, not the text, was compared
+    d = AnswerRule(0.4, MODEL).decide("how do i clean a wool sweater", [hit(0.5)], scorer, emb.embed([question])[0])
+    assert d.features["sentence"] == pytest.approx(fresh, abs=1e-6)  # the given vector, not the text, was compared
 
 
 def test_the_sentence_cache_is_bounded():

@@ -5,6 +5,7 @@ import pytest
 from app.faq import FaqHandler, best_sentences
 from app.schema import Passage
 from app.templates import citation
+from knowledge_base.answer_model import FEATURES, AnswerModel
 from knowledge_base.answerable import AnswerRule, SentenceSimilarity
 from knowledge_base.batch_search import search_records
 from knowledge_base.embedder import HashingEmbedder
@@ -91,34 +92,36 @@ def _hit(similarity, doc="returns", section="Return windows",
     return Hit(f"{doc}:{section}", doc, "Return policy", f"https://shop.example/{doc}", section, text, similarity)
 
 
-def test_from_settings_applies_the_answerability_rule_in_the_band(settings):
-    s = settings.replace(retrieval_min_score=0.4, retrieval_accept_score=0.57, retrieval_min_coverage=0.65,
-                         retrieval_min_sentence_score=2.0)  # sentence check off: the lexical check decides
-    handler = FaqHandler.from_settings(FixedRetriever([_hit(0.5), _hit(0.3, "gift", "Expiry", "Never.")]), s)
-    assert handler.rule == AnswerRule(0.4, 0.57, 0.65, 2.0) and handler.top_k == s.retrieval_top_k
-    covered = handler.handle("can i return earbuds")
-    assert covered.kind == "faq_answer" and [p.doc_id for p in covered.passages] == ["returns"]
-    assert "15 days" in covered.data["answer"]
-    near_miss = handler.handle("how do i clean a wool sweater")  # same cosine, words nowhere in the passage
-    assert near_miss.kind == "faq_unknown" and near_miss.handoff and near_miss.passages
-    # the old floor at the same cosine would have answered the near miss
-    assert FaqHandler(FixedRetriever([_hit(0.5)]), 3, min_score=0.4).handle(
-        "how do i clean a wool sweater").kind == "faq_answer"
+# a model fitted on the hashing fake's name, by hand: cosine, best sentence and missing words each count
+MODEL = AnswerModel(FEATURES, (0.4, 0.4, 0.5), (0.1, 0.1, 0.25), (1.0, 1.0, -1.5), 0.0, 0.5, "hashing")
 
 
-def test_from_settings_with_an_embedder_rescues_a_paraphrase_by_one_sentence(settings):
-    s = settings.replace(retrieval_min_score=0.4, retrieval_accept_score=0.57, retrieval_min_coverage=0.65,
-                         retrieval_min_sentence_score=0.3)  # hashing-embedder cosines are low: a low bar
-    retriever = FixedRetriever([_hit(0.45)])
-    paraphrase = "can it be sent back within 15 days"  # 3 of 5 content words in the passage: not covered
-    assert FaqHandler.from_settings(retriever, s).handle(paraphrase).kind == "faq_unknown"  # no embedder
+def test_from_settings_applies_the_learned_rule_with_the_embedder_it_was_fitted_on(settings, tmp_path):
+    MODEL.save(tmp_path / "model.json")
+    s = settings.replace(retrieval_min_score=0.3, retrieval_answer_model=str(tmp_path / "model.json"))
+    retriever = FixedRetriever([_hit(0.45), _hit(0.3, "gift", "Expiry", "Never.")])
     handler = FaqHandler.from_settings(retriever, s, HashingEmbedder())
-    assert handler.sentences is not None and handler.handle(paraphrase).kind == "faq_answer"
-    assert handler.handle("how do i clean a wool sweater").kind == "faq_unknown"
+    assert handler.rule == AnswerRule(0.3, MODEL) and handler.top_k == s.retrieval_top_k
+    covered = handler.handle("can earbuds be returned within 15 days")
+    assert covered.kind == "faq_answer" and [p.doc_id for p in covered.passages] == ["returns", "gift"]
+    assert "15 days" in covered.data["answer"]
+    near_miss = handler.handle("how do i clean a wool sweater")  # same cosine, words nowhere in the passages
+    assert near_miss.kind == "faq_unknown" and near_miss.handoff and near_miss.passages
+    # without the embedder (no sentence check), the floor alone: the near miss would be answered
+    assert FaqHandler.from_settings(retriever, s).handle("how do i clean a wool sweater").kind == "faq_answer"
+
+
+def test_the_bundled_model_is_fitted_on_minilm_so_the_fakes_get_the_floor(settings):
+    handler = FaqHandler.from_settings(FixedRetriever([_hit(0.45)]), settings.replace(retrieval_min_score=0.4),
+                                       HashingEmbedder())
+    assert handler.rule.model is not None and not handler.rule.applies(handler.sentences)
+    assert handler.handle("how do i clean a wool sweater").kind == "faq_answer"  # 0.45 >= the floor
+    assert FaqHandler.from_settings(FixedRetriever([_hit(0.35)]), settings.replace(retrieval_min_score=0.4),
+                                    HashingEmbedder()).handle("can i return earbuds").kind == "faq_unknown"
 
 
 def test_batch_search_marks_answerable_exactly_what_the_handler_answers(retriever):
-    rule = AnswerRule(0.2, 0.6, 0.65, 0.3)
+    rule = AnswerRule(0.1, MODEL)
     sentences = SentenceSimilarity(HashingEmbedder())
     handler = FaqHandler(retriever, 3, rule.min_score, rule, sentences)
     questions = ["do gift cards expire", "how long does express take", "do you sell kayaks", "gift", "standard"]

@@ -3,20 +3,21 @@
 import json
 from types import SimpleNamespace
 
+import numpy as np
+import pytest
+
 from evals.bench_retrieval import (
-    best_rule,
     decline_rates,
     doc_ranking,
     lowest_floor,
     main,
     percentile,
     ranking_metrics,
+    rates,
     relevance,
-    rule_rates,
     two_fold_floor,
-    two_fold_rule,
 )
-from knowledge_base.answerable import AnswerRule
+from knowledge_base import answer_model
 
 
 def test_ranking_metrics_by_hand():
@@ -42,46 +43,43 @@ def test_decline_rates_and_the_lowest_floor_for_a_target():
     assert lowest_floor(pos, neg, 1.0) == 0.505
     two = two_fold_floor([0.6, 0.2, 0.5, 0.35], [True, False, True, False], 1.0)
     assert len(two["folds"]) == 2 and 0 <= two["false_declines"] <= 1
+    assert rates([True, False, True, True], [False, False, True, False]) == {
+        "declined_unanswerable": round(2 / 3, 4), "false_declines": 1.0}
 
 
-# (best cosine, coverage, best sentence cosine, answerable) of six made-up questions
-SIGNALS = [(0.70, 0.0, 0.0, True), (0.45, 1.0, 0.0, True), (0.45, 0.0, 0.6, True),
-           (0.45, 0.0, 0.3, False), (0.60, 0.0, 0.1, False), (0.30, 1.0, 0.9, False)]
+def _synthetic(n: int, seed: int = 0):
+    """Made-up evidence: answerable questions have higher cosines and fewer missing words, with overlap."""
+    rng = np.random.default_rng(seed)
+    rows, labels = [], []
+    for i in range(n):
+        ok = i % 3 != 0
+        shift = 0.12 if ok else 0.0
+        rows.append({"similarity": 0.4 + shift + rng.normal(0, 0.08), "sentence": 0.42 + shift + rng.normal(0, 0.08),
+                     "missing": float(np.clip(0.7 - 3 * shift + rng.normal(0, 0.2), 0, 1))})
+        labels.append(ok)
+    return rows, labels
 
 
-def test_rule_rates_count_what_the_rule_decides():
-    sim, cov, sent, ans = (list(x) for x in zip(*SIGNALS, strict=True))
-    rule = AnswerRule(0.4, 0.65, 0.65, 0.5)
-    rates = rule_rates(sim, cov, sent, ans, rule)
-    assert rates == {"min_score": 0.4, "accept_score": 0.65, "min_coverage": 0.65, "min_sentence_score": 0.5,
-                     "declined_unanswerable": 1.0, "false_declines": 0.0}
-    # the same questions through AnswerRule.decide: a passage with all or none of the question's words,
-    # and a sentence scorer that gives the listed sentence cosine
-    accepted = []
-    for similarity, share, sentence, _ in SIGNALS:
-        passage = SimpleNamespace(title="", section="", text="shipping canada" if share else "kayak",
-                                  similarity=similarity)
-        scorer = SimpleNamespace(best=lambda q, p, vector=None, v=sentence: v)
-        accepted.append(rule.decide("shipping to canada", [passage], scorer).answerable)
-    assert accepted == [True, True, True, False, False, False]
-    assert rule_rates(sim, cov, sent, ans, AnswerRule.floor(0.45))["false_declines"] == 0.0  # 0.45 >= 0.45
-    assert rule_rates(sim, cov, sent, ans, AnswerRule.floor(0.45))["declined_unanswerable"] == round(1 / 3, 4)
+def test_lowest_threshold_declines_the_target_share_of_unanswerable_halfway_to_the_next():
+    p = np.array([0.1, 0.2, 0.3, 0.4, 0.9, 0.8])
+    y = np.array([False, False, False, False, True, True])
+    assert answer_model.lowest_threshold(p, y, 0.75) == pytest.approx(0.35)  # declines 0.1, 0.2, 0.3
+    assert answer_model.lowest_threshold(p, y, 1.0) > 0.4 and answer_model.lowest_threshold(p, y, 0.0) == 0.0
 
 
-def test_best_rule_finds_the_fewest_false_declines_for_the_target():
-    sim, cov, sent, ans = (list(x) for x in zip(*SIGNALS, strict=True))
-    rule = best_rule(sim, cov, sent, ans, 1.0)
-    rates = rule_rates(sim, cov, sent, ans, rule)
-    assert rates["declined_unanswerable"] == 1.0 and rates["false_declines"] == 0.0, rule
-    assert 0.3 < rule.min_score <= 0.45 and 0.6 < rule.accept_score <= 0.7
-    assert 0.3 < rule.min_sentence_score <= 0.6
-    lexical = best_rule(sim, cov, sent, ans, 1.0, sentence_scores=(2.0,))  # without the sentence check
-    assert lexical.min_sentence_score == 2.0
-    assert rule_rates(sim, cov, sent, ans, lexical)["false_declines"] == round(1 / 3, 4)  # the 3rd needs it
-    assert best_rule([0.9], [1.0], [1.0], [False], 1.0) == AnswerRule(1.0, 1.0, 1.0)  # unreachable: decline all
-    twice = [[v for v in x for _ in range(2)] for x in (sim, cov, sent, ans)]  # each fold gets one copy
-    two = two_fold_rule(*twice, 1.0)
-    assert len(two["folds"]) == 2 and two["declined_unanswerable"] == 1.0 and two["false_declines"] == 0.0
+def test_fit_reaches_the_target_out_of_fold_and_cross_validation_measures_it():
+    rows, labels = _synthetic(240)
+    model = answer_model.fit(rows, labels, "hashing", target=0.9)
+    assert model.features == answer_model.FEATURES and model.embedder == "hashing"
+    weights = dict(zip(model.features, model.weights, strict=True))
+    assert weights["similarity"] > 0 and weights["sentence"] > 0 and weights["missing"] < 0
+    declined = [not model.answers(r) for r, a in zip(rows, labels, strict=True) if not a]
+    assert sum(declined) / len(declined) >= 0.85  # in sample, with a threshold chosen out of fold
+    cv = answer_model.cross_validate(rows, labels, target=0.9, seeds=(0,))
+    assert cv["folds"] == 5 and 0.7 <= cv["declined_unanswerable"] <= 1 and cv["false_declines"] < 0.5
+    # questions under the floor count as declined: the threshold needs to decline fewer of the others
+    floored = answer_model.fit(rows, labels, "hashing", target=0.9, floor=0.45)
+    assert floored.threshold <= model.threshold
 
 
 def test_percentile():
@@ -101,11 +99,22 @@ def test_the_script_runs_with_the_fakes_and_writes_its_report(tmp_path, capsys):
     assert report["latency"]["decide_cold"]["n"] == report["latency"]["decide_warm"]["n"] == n
     assert report["latency"]["faq"]["n"] == 2 * n and report["latency"]["faq"]["p95_ms"] > 0
     a = report["answerability"]
-    assert (a["min_score"], a["accept_score"]) == (0.4, 0.57) and 0 <= a["false_declines"] <= 1
+    assert a["min_score"] == 0.3 and not a["model_applies"]  # the bundled model is MiniLM's: the floor decides
+    assert set(a["reasons"]["answerable"]) <= {"floor", "below_floor"}
     assert sum(a["reasons"]["answerable"].values()) == report["questions"]["answerable"]
-    for key in ("rule", "lexical_rule"):
-        assert report[f"{key}_for_90pct"]["declined_unanswerable"] >= 0.9
-        assert len(report[f"{key}_two_fold"]["folds"]) == 2
-    assert report["lexical_rule_for_90pct"]["min_sentence_score"] == 2.0
+    assert report["cross_validation"]["folds"] == 5 and 0 <= report["cross_validation"]["false_declines"] <= 1
+    assert report["heldout"]["n"] >= 30 and 0 <= report["heldout"]["declined_unanswerable"] <= 1
     assert report["floor_alone"]["floor"] == report["floor_for_90pct"]
     assert "hit@1" in capsys.readouterr().out
+
+
+def test_fit_with_the_fakes_writes_a_model_that_then_decides(tmp_path):
+    out, model = tmp_path / "bench.json", tmp_path / "model.json"
+    assert main(["--fake-models", "--fit", "--model", str(model), "--json", str(out)]) == 0
+    fitted = answer_model.AnswerModel.load(model)
+    assert fitted.embedder == "hashing" and fitted.about["cross_validation"]["folds"] == 5
+    report = json.loads(out.read_text())
+    assert report["answerability"]["model_applies"] and "model" in report["answerability"]["reasons"]["answerable"]
+    assert report["cross_validation"] == fitted.about["cross_validation"]
+    with pytest.raises(SystemExit):
+        main(["--fake-models", "--fit"])  # would overwrite the bundled MiniLM model with a fake's

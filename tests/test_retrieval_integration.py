@@ -1,7 +1,8 @@
 """Retrieval quality with the real bundled MiniLM on the labelled shopper questions (integration).
 
 Quality bars only (no timing): the fused ranking must beat dense and BM25 alone, and the answerability
-rule must decline most unanswerable questions with fewer false declines than the cosine floor alone.
+rule (the bundled model, fitted on MiniLM) must decline >= 80% of the unanswerable questions with fewer
+false declines than the cosine floor alone at the same decline rate, and most of the held-out ones.
 `python -m evals.bench_retrieval` prints the numbers.
 """
 
@@ -10,8 +11,8 @@ import pytest
 from app.factory import faq_retriever
 from app.faq import FaqHandler
 from evals.bench_retrieval import decline_rates, doc_ranking, lowest_floor, ranking_metrics, relevance
-from knowledge_base.answerable import AnswerRule, SentenceSimilarity
-from knowledge_base.labelled import load_questions
+from knowledge_base.answerable import AnswerRule, SentenceSimilarity, vocabulary
+from knowledge_base.labelled import QUESTIONS_DIR, load_questions
 from knowledge_base.retriever import DenseRetriever, LexicalRetriever
 
 pytestmark = pytest.mark.integration
@@ -45,18 +46,25 @@ def test_the_rule_declines_most_unanswerable_questions_with_fewer_false_declines
                                                                                  real_models):
     top_k = real_settings.retrieval_top_k
     rule, sentences = AnswerRule.from_settings(real_settings), SentenceSimilarity(real_models.embedder)
-    declined = [not rule.decide(q.text, h[:top_k], sentences).answerable
+    fused = faq_retriever(real_settings, real_models.embedder, real_models.index)
+    vocab = vocabulary(fused)
+    assert rule.applies(sentences)
+    declined = [not rule.decide(q.text, h[:top_k], sentences, None, vocab).answerable
                 for h, q in zip(results["fused"], QUESTIONS, strict=True)]
     unanswerable = [d for d, q in zip(declined, QUESTIONS, strict=True) if not q.answerable]
     answerable = [d for d, q in zip(declined, QUESTIONS, strict=True) if q.answerable]
     rates = (sum(unanswerable) / len(unanswerable), sum(answerable) / len(answerable))
-    # measured 0.903 / 0.115; the cosine floor alone needs 0.49 for 90%, at 0.252 wrongly declined
-    assert rates[0] >= 0.9 and rates[1] <= 0.14, rates
+    # measured 0.833 / 0.099 (5-fold cross-validated 0.823 / 0.110; fitted with --target 0.82)
+    assert rates[0] >= 0.8 and rates[1] <= 0.12, rates
     signal = [relevance(h, top_k) for h in results["fused"]]
     pos = [s for s, q in zip(signal, QUESTIONS, strict=True) if q.answerable]
     neg = [s for s, q in zip(signal, QUESTIONS, strict=True) if not q.answerable]
-    floor_alone = decline_rates(pos, neg, lowest_floor(pos, neg, 0.9))
-    assert rates[1] < floor_alone["false_declines"] - 0.05, (rates, floor_alone)
+    floor_alone = decline_rates(pos, neg, lowest_floor(pos, neg, rates[0]))  # as many declined
+    assert rates[1] < floor_alone["false_declines"] - 0.03, (rates, floor_alone)
+    heldout = load_questions(QUESTIONS_DIR.parent / "questions_heldout")
+    hits = fused.search_batch([q.text for q in heldout], top_k)
+    held = [not rule.decide(q.text, h, sentences, None, vocab).answerable for q, h in zip(heldout, hits, strict=True)]
+    assert sum(held) / len(held) >= 0.7, held  # measured 22 of 30 (seen while writing the model, not fitted on)
 
 
 def test_the_handler_declines_exactly_when_the_rule_does(real_settings, real_models):
@@ -65,5 +73,6 @@ def test_the_handler_declines_exactly_when_the_rule_does(real_settings, real_mod
     rule, top_k = AnswerRule.from_settings(real_settings), real_settings.retrieval_top_k
     sentences = SentenceSimilarity(real_models.embedder)
     for q in QUESTIONS[::15]:
-        answerable = rule.decide(q.text, retriever.search(q.text, top_k), sentences).answerable
+        hits = retriever.search(q.text, top_k)
+        answerable = rule.decide(q.text, hits, sentences, None, vocabulary(retriever)).answerable
         assert (handler.handle(q.text).kind == "faq_unknown") == (not answerable), q.text
