@@ -11,7 +11,8 @@
    compares our default setup at the same thread count, ``default_threads_ratio`` at the settings');
 3. whole turns through the real Assistant (evals/bench_turns.py): latency p50/p95, time to the
    first streamed token, guard acceptance overall and per route; without ``--quick`` also the same
-   conversations with the before setup;
+   conversations with the before setup and, when the default decodes with the native step, with
+   PyTorch's int8 step (the same weights: does the native step change guard acceptance?);
 4. turns per second with 1, 4 and 16 concurrent sessions (threads in one process sharing one model).
 
 Top-level keys of the JSON: ``decode_roofline_ratio``, ``turn_latency_p50_s``, ``turn_latency_p95_s``,
@@ -92,6 +93,8 @@ def run_bench(settings: Settings, quick: bool = False, progress: bool = True) ->
 
     convs = conversations(quick)
     passes = [("default", default)] + ([] if quick else [("before", BEFORE)])
+    if default.native and not quick:  # the same turns through PyTorch's int8 step: does the native one hurt the guard?
+        passes.append(("pytorch_step", Setup(f"lean-{dtype}", dtype, lean=True)))
     turns: dict[str, Any] = {"conversations": len(convs), "turns_per_conversation": None}
     concurrency: dict[str, Any] = {"mode": "threads in one process sharing one model, as the API server's "
                                            "worker threads; generations take turns on the model"}
@@ -161,7 +164,7 @@ def print_report(report: dict[str, Any], out: TextIO) -> None:
     for label, r in d["decode"].items():
         out.write(f"{label:<20}{r['load_s']:>8}{r['weight_mb']:>12}{r['prefill_s']:>11}{r['decode_tok_s']:>14}"
                   f"{r['roofline_ratio']:>10.0%}{r['reply_400_60_s']:>10}\n")
-    for name in ("default", "before"):
+    for name in ("default", "pytorch_step", "before"):
         t = d["turns"].get(name)
         if t:
             routes = ", ".join(f"{k} {v['accepted']}/{v['n']}" for k, v in t["guard_by_route"].items())
