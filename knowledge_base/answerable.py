@@ -79,15 +79,12 @@ def content_terms(text: str) -> frozenset[str]:
     return frozenset(out)
 
 
-def coverage(question: str, passages: Sequence[Passage]) -> float:
-    """Share of the question's content words found in any of the passages (0 for a question of none)."""
-    wanted = content_terms(question)
-    if not wanted:
-        return 0.0
+def passage_terms(passages: Sequence[Passage]) -> set[str]:
+    """The stemmed content words of the passages' titles, sections and texts together."""
     found: set[str] = set()
     for p in passages:
         found |= content_terms(p.title) | content_terms(p.section) | content_terms(p.text)
-    return len(wanted & found) / len(wanted)
+    return found
 
 
 def split_sentences(text: str) -> list[str]:
@@ -189,9 +186,7 @@ def missing_weight(question: str, passages: Sequence[Passage], vocab: Vocabulary
     wanted = content_terms(question)
     if not wanted:
         return 1.0
-    found: set[str] = set()
-    for p in passages:
-        found |= content_terms(p.title) | content_terms(p.section) | content_terms(p.text)
+    found = passage_terms(passages)
     missing = {t for t in wanted - found if not _typo_of(t, found)}
     if vocab is None:
         return len(missing) / len(wanted)
