@@ -64,7 +64,12 @@ def test_the_rule_declines_most_unanswerable_questions_with_fewer_false_declines
     heldout = load_questions(QUESTIONS_DIR.parent / "questions_heldout")
     hits = fused.search_batch([q.text for q in heldout], top_k)
     held = [not rule.decide(q.text, h, sentences, None, vocab).answerable for q, h in zip(heldout, hits, strict=True)]
-    assert sum(held) / len(held) >= 0.7, held  # measured 22 of 30 (seen while writing the model, not fitted on)
+    held_un = [d for d, q in zip(held, heldout, strict=True) if not q.answerable]
+    held_ans = [d for d, q in zip(held, heldout, strict=True) if q.answerable]
+    # measured: unanswerable 51 of 70 declined (22 of the 30 seen while writing the model, 29 of the 40 written
+    # blind), answerable 5 of the 40 blind ones wrongly declined; out of sample, short of the 90% goal (issue 6)
+    assert len(held_un) == 70 and len(held_ans) == 40
+    assert sum(held_un) / len(held_un) >= 0.7 and sum(held_ans) / len(held_ans) <= 0.2, (held_un, held_ans)
 
 
 def test_the_handler_declines_exactly_when_the_rule_does(real_settings, real_models):
