@@ -11,7 +11,7 @@ import os
 import pytest
 
 from app.decoder import LlamaDecoder
-from app.native import NativeUnavailable, build, library_path
+from app.native import NativeUnavailable, _cpu_flags, build, library_path
 
 
 def _native_or_skip(decoder: LlamaDecoder, build_dir, threads: int = 1) -> None:
@@ -97,6 +97,20 @@ def test_float_weights_keep_the_pytorch_step(tiny_model, tmp_path):
     decoder = LlamaDecoder(tiny_model, int8=False, max_len=64)
     assert not decoder.use_native(tmp_path / "native")
     assert decoder.native is None
+
+
+def test_an_unwritable_cache_or_a_broken_compiler_falls_back_to_the_pytorch_step(tiny_model, tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the build directory should be")
+    decoder = LlamaDecoder(tiny_model, int8=True, max_len=64)
+    assert not decoder.use_native(blocker / "native") and decoder.native is None
+    if "avx2" not in _cpu_flags():
+        pytest.skip("no AVX2: the native step is never built here")
+    monkeypatch.setenv("CC", "false")  # a compiler that fails
+    with pytest.raises(NativeUnavailable, match="failed to build"):
+        build(tmp_path / "other")
+    assert not decoder.use_native(tmp_path / "other")
+    assert list((tmp_path / "other").iterdir()) == []  # no half-written library left
 
 
 def test_the_library_is_named_by_its_source_and_built_once(tmp_path):

@@ -68,8 +68,11 @@ def build(build_dir: Path) -> Path:
     with _build_lock:
         if target.is_file():
             return target
-        build_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".so", dir=build_dir)
+        try:
+            build_dir.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(suffix=".so", dir=build_dir)
+        except OSError as exc:  # a read-only model cache, say: decode with PyTorch rather than fail to load
+            raise NativeUnavailable(f"cannot write the native decoding step into {build_dir}: {exc}") from exc
         os.close(fd)
         try:
             done = subprocess.run([compiler, *FLAGS, "-o", tmp, str(SOURCE), "-lm"], capture_output=True,
@@ -77,6 +80,8 @@ def build(build_dir: Path) -> Path:
             if done.returncode != 0:
                 raise NativeUnavailable(f"{compiler} failed to build {SOURCE.name}: {done.stderr.strip()[-500:]}")
             os.replace(tmp, target)  # atomic: other workers see the whole library or none
+        except subprocess.TimeoutExpired as exc:
+            raise NativeUnavailable(f"{compiler} took over {exc.timeout:.0f} s to build {SOURCE.name}") from exc
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
