@@ -154,6 +154,11 @@ class LocalGenerator:
         return self._decoder
 
     @property
+    def native_step(self) -> Any:
+        """The decoder's native step (``app.native.step.NativeStep``) when decode steps run in C, else None."""
+        return None if self._decoder is None else self._decoder.native
+
+    @property
     def model(self) -> Any:
         return self._model
 

@@ -37,10 +37,11 @@ class Setup:
 
 
 BEFORE = Setup("generate-bfloat16", "bfloat16", lean=False)  # the eager default before issue 7
+PYTORCH_INT8 = Setup("lean-int8", "int8", True)  # int8 decode steps as PyTorch operations
 NATIVE = Setup("lean-int8-native", "int8", True, native=True)
-SETUPS = (BEFORE, Setup("lean-float32", "float32", True), Setup("lean-bfloat16", "bfloat16", True),
-          Setup("lean-int8", "int8", True), NATIVE)
-QUICK_SETUPS = (BEFORE, Setup("lean-int8", "int8", True), NATIVE)
+SETUPS = (BEFORE, Setup("lean-float32", "float32", True), Setup("lean-bfloat16", "bfloat16", True), PYTORCH_INT8,
+          NATIVE)
+QUICK_SETUPS = (BEFORE, PYTORCH_INT8, NATIVE)
 
 
 def memory_bandwidth_gbs(size_mb: int = 512, repeats: int = 5) -> dict[str, float]:
@@ -135,7 +136,7 @@ def measure_setup(setup: Setup, cache_dir: Path, bandwidth_gbs: float, repeats: 
     gen.warm_up()
     import torch
 
-    native = gen.decoder is not None and gen.decoder.native is not None
+    native = gen.native_step is not None
     if setup.native and not native:
         raise RuntimeError(f"{setup.label}: the native decoding step is not available here (see the log)")
     result: dict[str, Any] = {"dtype": setup.dtype, "decoder": "lean" if setup.lean else "generate",
@@ -190,19 +191,24 @@ def thread_counts(gen: LocalGenerator, repeats: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     try:
         for threads in sorted({1, os.cpu_count() or 1}):
-            torch.set_num_threads(threads)
-            if gen.decoder is not None and gen.decoder.native is not None:
-                gen.decoder.native.set_threads(threads)
+            _set_threads(gen, threads)
             time_decode(gen, long_prompt_ids(gen, 64), 4)
             runs = [time_decode(gen, long_prompt_ids(gen, 100, salt=r), 40) for r in range(repeats)]
             decode_s = min(total - first for first, total in runs)
             out[f"{threads}_threads"] = {"prefill_100_s": round(min(first for first, _ in runs), 3),
                                          "decode_tok_s": round(39 / max(decode_s, 1e-9), 1)}
     finally:
-        torch.set_num_threads(before)
-        if gen.decoder is not None and gen.decoder.native is not None:
-            gen.decoder.native.set_threads(before)
+        _set_threads(gen, before)
     return out
+
+
+def _set_threads(gen: LocalGenerator, threads: int) -> None:
+    """Torch's threads and, when decode steps run natively, the native step's (it keeps its own count)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    if gen.native_step is not None:
+        gen.native_step.set_threads(threads)
 
 
 def llama_cpp_reply_s(repeats: int, timeout_s: float = 600.0) -> dict[str, Any]:

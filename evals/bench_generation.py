@@ -37,6 +37,7 @@ from app.config import Settings, load_settings
 from app.generator import LocalGenerator, resolve_dtype
 from evals.bench_decode import (
     BEFORE,
+    PYTORCH_INT8,
     QUICK_SETUPS,
     SETUPS,
     Setup,
@@ -94,7 +95,7 @@ def run_bench(settings: Settings, quick: bool = False, progress: bool = True) ->
     convs = conversations(quick)
     passes = [("default", default)] + ([] if quick else [("before", BEFORE)])
     if default.native and not quick:  # the same turns through PyTorch's int8 step: does the native one hurt the guard?
-        passes.append(("pytorch_step", Setup(f"lean-{dtype}", dtype, lean=True)))
+        passes.append(("pytorch_step", PYTORCH_INT8))
     turns: dict[str, Any] = {"conversations": len(convs), "turns_per_conversation": None}
     concurrency: dict[str, Any] = {"mode": "threads in one process sharing one model, as the API server's "
                                            "worker threads; generations take turns on the model"}

@@ -15,6 +15,7 @@ keeps its PyTorch step (logged once). ctypes releases the GIL during the call.
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import logging
 import os
@@ -37,6 +38,7 @@ class NativeUnavailable(RuntimeError):
     """The native step cannot be built or loaded here; the PyTorch step is used instead."""
 
 
+@functools.cache
 def _cpu_flags() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():

@@ -329,12 +329,11 @@ void *sd_create(const int32_t *dims, float eps, const float *embed, const float 
     }
     qmat_init(&m->lm_head, lm_w, lm_scale, m->vocab, H);
     size_t Bn = (size_t)m->max_batch;
-    size_t widest = (size_t)(2 * m->inter > qkv_rows ? 2 * m->inter : qkv_rows);
     m->x = (float *)malloc(sizeof(float) * Bn * H);
     m->h = (float *)malloc(sizeof(float) * Bn * H);
     m->qkv_out = (float *)malloc(sizeof(float) * Bn * qkv_rows);
     m->attn = (float *)malloc(sizeof(float) * Bn * m->heads * D);
-    m->gu = (float *)malloc(sizeof(float) * Bn * widest);
+    m->gu = (float *)malloc(sizeof(float) * Bn * 2 * m->inter);
     m->act = (float *)malloc(sizeof(float) * Bn * m->inter);
     m->scores = (float *)malloc(sizeof(float) * Bn * m->heads * (size_t)m->max_len);
     m->xq = (uint8_t *)malloc(Bn * (size_t)(m->inter > H ? m->inter : H) + 64);
