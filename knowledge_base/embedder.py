@@ -11,8 +11,9 @@ import itertools
 import re
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -24,6 +25,50 @@ class Embedder(Protocol):
     name: str
 
     def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class WordVectors:
+    """A text's embedding (as ``embed`` gives it) and a vector per word: the model's last-layer vectors of
+    the word's pieces averaged and L2-normalised, so each word is read in the context of its sentence."""
+
+    vector: np.ndarray  # (dim,)
+    words: tuple[str, ...]  # lower-cased, in order
+    word_vectors: np.ndarray  # (len(words), dim)
+
+
+@runtime_checkable
+class WordEmbedder(Protocol):
+    """An embedder that can also give its words' vectors (the answerability check's word alignment)."""
+
+    name: str
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_words(self, texts: Sequence[str]) -> list[WordVectors]: ...
+
+
+def _unit_rows(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return (matrix / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
+
+def group_word_pieces(pieces: Sequence[str]) -> list[tuple[str, list[int]]]:
+    """WordPiece tokens to words with the indices of their pieces: "##" pieces continue a word, and an
+    apostrophe joins its neighbours ("don", "'", "t" -> "don't"); special tokens ("[CLS]") are dropped."""
+    words: list[tuple[str, list[int]]] = []
+    glue = False
+    for i, piece in enumerate(pieces):
+        if piece.startswith("[") and piece.endswith("]"):
+            glue = False
+            continue
+        if words and (piece.startswith("##") or piece == "'" or glue):
+            text, idx = words[-1]
+            words[-1] = (text + piece.removeprefix("##"), [*idx, i])
+        else:
+            words.append((piece, [i]))
+        glue = piece == "'"
+    return words
 
 
 def bundled_minilm_path() -> Path:
@@ -61,6 +106,24 @@ class SentenceTransformerEmbedder:
         )
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
 
+    def embed_words(self, texts: Sequence[str]) -> list[WordVectors]:
+        """One forward pass per batch gives both the texts' embeddings and their words' vectors."""
+        self.load()
+        outputs = self._model.encode(  # type: ignore[union-attr]
+            list(texts), batch_size=self.batch_size, normalize_embeddings=True, output_value=None,
+            convert_to_numpy=True, show_progress_bar=False,
+        )
+        tokenizer = self._model.tokenizer  # type: ignore[union-attr]
+        out = []
+        for item in outputs:
+            tokens = np.asarray(item["token_embeddings"].float().cpu(), dtype=np.float32)
+            pieces = tokenizer.convert_ids_to_tokens([int(i) for i in item["input_ids"]])
+            words = group_word_pieces(pieces)
+            matrix = np.stack([tokens[idx].mean(0) for _, idx in words]) if words else np.zeros((0, tokens.shape[1]))
+            vector = np.asarray(item["sentence_embedding"].float().cpu(), dtype=np.float32)
+            out.append(WordVectors(vector, tuple(w for w, _ in words), _unit_rows(matrix)))
+        return out
+
 
 class HashingEmbedder:
     """Deterministic fake: bag of hashed word unigrams and bigrams, L2-normalised.
@@ -74,6 +137,9 @@ class HashingEmbedder:
         self.dim = dim
 
     def embed(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
+        return self._hash(texts)
+
+    def _hash(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for row, text in enumerate(texts):
             words = re.findall(r"[a-z0-9]+", text.lower())
@@ -83,4 +149,14 @@ class HashingEmbedder:
             norm = np.linalg.norm(out[row])
             if norm:
                 out[row] /= norm
+        return out
+
+    def embed_words(self, texts: Sequence[str]) -> list[WordVectors]:
+        """Each word's vector is its own hashed unigram: a word matches only itself (bar collisions)."""
+        vectors = self._hash(texts)
+        out = []
+        for text, vector in zip(texts, vectors, strict=True):
+            words = tuple(re.findall(r"[a-z0-9]+(?:'[a-z]+)?", text.lower()))
+            matrix = self._hash(words) if words else np.zeros((0, self.dim), dtype=np.float32)
+            out.append(WordVectors(vector, words, matrix))
         return out
