@@ -76,18 +76,20 @@ class Settings:
     retrieval_top_k: int = 3
     # FAQ answerability (issue 6, knowledge_base/answerable.py). Below retrieval_min_score (the best cosine of
     # the question and the top-k hits) the FAQ says it does not know and offers a person; above it a logistic
-    # regression over that cosine, the best one-sentence cosine and the IDF-weighted share of the question's
-    # words missing from the hits decides. Its weights and threshold are data: retrieval_answer_model ("": the
-    # bundled knowledge_base/answer_model.json), written by `python -m evals.bench_retrieval --fit --target T`
-    # from the labelled questions (knowledge_base/questions): the threshold declines >= T of the unanswerable
-    # ones on out-of-fold probabilities, and the file records the cross-validated rates. Bundled: T = 0.82,
-    # the highest (in steps of 0.02) at which the FAQ eval transcripts still pass: 5-fold cross-validated
-    # 82.3% declined, 11.0% of answerable wrongly declined. T = 0.9 reaches 89.9% / 20.1% but declines
-    # "how long do i have to send back headphones" (evals/transcripts/faq). The model applies only to the
-    # embedder it was fitted with; with another one the floor alone decides. The floor is a guard, not the
+    # regression over that cosine, the best one-sentence cosine, the IDF-weighted share of the question's
+    # words missing from the hits and how well its words align with theirs decides. Its weights and threshold
+    # are data: retrieval_answer_model ("": the bundled knowledge_base/answer_model.json), written by
+    # `python -m evals.bench_retrieval --fit --target T` from the labelled questions (knowledge_base/questions):
+    # the threshold declines >= T of the unanswerable ones on out-of-fold probabilities, and the file records
+    # the cross-validated rates. Bundled: T = 0.9 (the issue's goal): 5-fold cross-validated 89.9% declined,
+    # 14.7% of answerable wrongly declined, and every FAQ eval transcript passes. The model applies only to
+    # the embedder it was fitted with; with another one the floor alone decides. The floor is a guard, not the
     # decision: about 1% of the answerable questions score below 0.30 (the model declines those anyway).
     retrieval_min_score: float = 0.30
     retrieval_answer_model: str = ""
+    # labelled questions the rule remembers (knowledge_base/precedents.py): "" the bundled ones, written for
+    # the bundled help centre; a shop with its own articles gives a folder of its own, or "none"
+    retrieval_precedents: str = ""
     retrieval_mode: str = "hybrid"  # hybrid (dense + BM25, rank fusion) | dense | bm25
     retrieval_candidates: int = 20  # chunks each ranking contributes to the fusion
     retrieval_rrf_k: float = 5.0  # reciprocal rank fusion constant, 1 / (k + rank); small: top ranks count

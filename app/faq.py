@@ -69,6 +69,12 @@ class FaqHandler:
         return cls(retriever, settings.retrieval_top_k, rule.min_score, rule,
                    SentenceSimilarity.shared(embedder) if embedder is not None else None)
 
+    def warm_up(self) -> None:
+        """Load what a first question would: the retriever's models, and the rule's labelled questions."""
+        self.retriever.search("shipping", 1)
+        if self.rule.precedents is not None and self.sentences is not None and self.rule.applies(self.sentences):
+            self.rule.precedents.warm(self.sentences.embedder)
+
     def handle(self, text: str) -> Facts:
         try:
             hits = self.retriever.search(text, self.top_k)
@@ -83,9 +89,9 @@ class FaqHandler:
         relevant = tuple(p for p, h in zip(passages, hits, strict=True) if h.similarity >= self.min_score)
         if not decision.answerable or not relevant:
             features = decision.features or {}
-            log.info("FAQ declined (%s): best cosine %.3f, best sentence %s, missing %s, probability %s",
-                     decision.reason, decision.similarity, _fmt(features.get("sentence")),
-                     _fmt(features.get("missing")), _fmt(decision.probability))
+            log.info("FAQ declined (%s): best cosine %.3f, %s, probability %s", decision.reason, decision.similarity,
+                     ", ".join(f"{k} {_fmt(v)}" for k, v in features.items() if k != "similarity") or "no model",
+                     _fmt(decision.probability))
             return Facts(kind="faq_unknown", route=ROUTE, passages=passages, handoff=True,
                          choices=("Talk to a person",), use_model=False)
         best = relevant[0]

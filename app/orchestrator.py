@@ -70,7 +70,7 @@ class Assistant:
     def warm_up(self) -> None:
         """Load the models now (server start) instead of on the first shopper's turn."""
         self.c.classifier.classify("hello")
-        self.c.faq.retriever.search("shipping", 1)
+        self.c.faq.warm_up()
         self.c.generator.warm_up()
 
     def respond(self, message: Message) -> Reply:

@@ -6,13 +6,14 @@
 Builds a throw-away index of the repo's articles, then reports for dense, BM25 and fused retrieval:
 hit@1, hit@3 and MRR@10 over distinct articles (a hit is any article labelled as answering the
 question); for the answerability rule (knowledge_base/answerable.py: a cosine floor, then a logistic
-regression over the best cosine, the best one-sentence cosine and the IDF-weighted share of missing
-words), the share of unanswerable questions declined and of answerable ones wrongly declined: on the
-labelled questions (in sample), by k-fold cross-validation of the whole fitting procedure (weights and
-threshold fitted on k-1 folds, measured on the last), and on the held-out unanswerable questions
-(knowledge_base/questions_heldout); the same for the cosine floor alone, for comparison; and per-query
-latency of the configured retriever (retrieval only: embedding the query, Chroma, BM25, fusion) and of
-the rule's decision. Prints a table and writes a JSON report.
+regression over the best cosine, the best one-sentence cosine, the IDF-weighted share of missing
+words, the word alignment and the precedent of labelled questions), the share of unanswerable
+questions declined and of answerable ones wrongly declined: on the labelled questions (in sample), by
+k-fold cross-validation of the whole fitting procedure (weights and threshold fitted on k-1 folds,
+measured on the last), and on the held-out questions (knowledge_base/questions_heldout); the same
+for the cosine floor alone, for comparison; and per-query latency of the configured retriever
+(retrieval only: embedding the query, Chroma, BM25, fusion) and of the rule's decision. Prints a table
+and writes a JSON report.
 
 ``--fit`` first fits the model on the labelled questions (knowledge_base/answer_model.py: threshold
 chosen on out-of-fold probabilities to decline >= 90% of the unanswerable ones) and writes it to
@@ -38,6 +39,7 @@ from typing import Any
 from knowledge_base import answer_model
 from knowledge_base.answerable import AnswerRule, SentenceSimilarity, content_terms, evidence, query_vector, vocabulary
 from knowledge_base.labelled import QUESTIONS_DIR, LabelledQuestion, load_questions
+from knowledge_base.precedents import load_precedents
 
 DEPTH = 10  # ranks looked at for MRR (and candidates asked of each retriever)
 HELDOUT_DIR = QUESTIONS_DIR.parent / "questions_heldout"
@@ -166,13 +168,15 @@ def run(settings: Any, mode: Any, questions: list[LabelledQuestion], floors: Seq
     vocab, sentences = vocabulary(retrievers["fused"]), SentenceSimilarity(emb)
     labels = [q.answerable for q in questions]
     top = [h[:top_k] for h in hits_by_name["fused"]]
-    features = [evidence(q.text, h, sentences, None, vocab) for q, h in zip(questions, top, strict=True)]
+    precedents = load_precedents(settings.retrieval_precedents)  # each question left out of its own
+    features = [evidence(q.text, h, sentences, None, vocab, precedents) for q, h in zip(questions, top, strict=True)]
     cross = answer_model.cross_validate(features, labels, target, floor)
     if fit_to is not None:
         model = answer_model.fit(features, labels, emb.name, target, floor, about={
             "fitted_by": f"python -m evals.bench_retrieval --fit --target {target}",
             "how": "logistic regression (L2, C=1, balanced classes) on standardised features; threshold from "
-                   "out-of-fold probabilities (5-fold x 3) declining >= target of the unanswerable questions",
+                   "out-of-fold probabilities (5-fold x 3) declining >= target of the unanswerable questions; "
+                   "precedent: each labelled question scored without itself (leave-one-out)",
             "questions": report["questions"], "floor": floor, "target": target, "cross_validation": cross})
         model.save(fit_to)
         settings = settings.replace(retrieval_answer_model=str(fit_to))

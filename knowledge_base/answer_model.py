@@ -34,7 +34,8 @@ import numpy as np
 from knowledge_base.errors import KnowledgeBaseError
 
 MODEL_FILE = Path(__file__).parent / "answer_model.json"
-FEATURES = ("similarity", "sentence", "missing")  # what knowledge_base.answerable.evidence measures
+# what knowledge_base.answerable.evidence measures
+FEATURES = ("similarity", "sentence", "missing", "aligned", "precedent")
 SEEDS = (0, 1, 2)  # repeats of the k-fold split: out-of-fold probabilities averaged over them
 FOLDS = 5
 C = 1.0  # inverse L2 strength (scikit-learn's default): no search, so nothing is tuned on the test folds

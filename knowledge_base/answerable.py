@@ -2,8 +2,8 @@
 
 The cosine of the question and a whole chunk cannot tell a near miss ("how do i clean a wool sweater"
 against the down jacket care article) from a real question worded the shopper's way ("can i call you
-through a tty relay service"). The decision reads three signals of the top ``retrieval_top_k`` hits
-(``evidence``):
+through a tty relay service"). The decision reads four signals of the top ``retrieval_top_k`` hits
+and one of the question (``evidence``):
 
 - ``similarity``: the best cosine of the question and a hit;
 - ``sentence``: the best cosine of the question and any one sentence of the hits (embedded with its
@@ -12,15 +12,23 @@ through a tty relay service"). The decision reads three signals of the top ``ret
   removed, stemmed like BM25) that occur nowhere in the hits (a typo of a word in them counts as found).
   A near miss usually names one rare thing the help centre never mentions (kayak, sweater, ceo); a word
   no article uses weighs the most.
+- ``aligned``: the IDF-weighted mean, over the question's content words, of each word's best cosine with
+  any word of the hits, both read in context by the embedding model (its last layer, word pieces
+  averaged): a graded version of ``missing``. Measured with MiniLM against the down jacket care
+  sentence "Wash your down jacket in a front-loading machine": in "is the rain jacket machine washable"
+  "rain" reaches 0.31 at best ("down" in the same question: 0.94), although the whole question and the
+  article are close; "venmo" against the payment methods list reaches 0.01, "pay" 0.71.
+- ``precedent``: the best cosine of the question with a labelled answerable shopper question minus the
+  best with a labelled unanswerable one (knowledge_base/precedents.py): the help centre's known gaps.
 
 A logistic regression over them (``AnswerModel``, knowledge_base/answer_model.py: weights and threshold
 in ``answer_model.json``, fitted and cross-validated by ``python -m evals.bench_retrieval --fit`` on
 the labelled questions) answers when its probability reaches the threshold. Measured (5-fold
-cross-validation, bundled threshold): 82% of unanswerable questions declined, 11% of answerable ones
-wrongly declined; declining 90% costs about 20% (see app/config.py, retrieval_min_score). Below the cosine floor
-``min_score`` (a setting) it always declines. The model is fitted on one embedder's cosines: with
+cross-validation, bundled threshold): 90% of unanswerable questions declined, 15% of answerable ones
+wrongly declined; without ``aligned`` declining 90% cost 20% (see app/config.py, retrieval_min_score).
+Below the cosine floor ``min_score`` (a setting) it always declines. The model is fitted on one embedder's cosines: with
 another embedder (the hashing fake, or a different model without a refit), or without an embedder for
-the sentence check, the floor alone decides. The FAQ handler (app/faq.py), ``shopdesk search`` and the
+the sentence check and word vectors, the floor alone decides. The FAQ handler (app/faq.py), ``shopdesk search`` and the
 benchmark all apply this rule.
 """
 
@@ -32,7 +40,7 @@ import re
 import threading
 import weakref
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
@@ -41,7 +49,8 @@ import numpy as np
 
 from knowledge_base.answer_model import MODEL_FILE, AnswerModel
 from knowledge_base.bm25 import STOPWORDS, stem
-from knowledge_base.embedder import Embedder
+from knowledge_base.embedder import Embedder, WordEmbedder
+from knowledge_base.precedents import Precedents, load_precedents
 
 # words that make a sentence a question or a request but name no topic, on top of the BM25 stopwords,
 # and texting shorthand for stopwords (checked before and after stemming: "whats" -> "what")
@@ -65,18 +74,19 @@ class Passage(Protocol):
     similarity: float
 
 
+def content_term(word: str) -> str | None:
+    """The stemmed term of a lower-case word, or None for a stopword, question filler or punctuation."""
+    word = word.replace("'", "")
+    if not word.isalnum() or word in STOPWORDS or word in QUESTION_FILLER:
+        return None
+    term = stem(word)
+    return None if term in QUESTION_FILLER else term
+
+
 @lru_cache(maxsize=4096)
 def content_terms(text: str) -> frozenset[str]:
     """The stemmed content words of ``text`` (cached: passages repeat across questions)."""
-    out = set()
-    for word in _WORD.findall(text.lower()):
-        word = word.replace("'", "")
-        if word in STOPWORDS or word in QUESTION_FILLER:
-            continue
-        term = stem(word)
-        if term not in QUESTION_FILLER:
-            out.add(term)
-    return frozenset(out)
+    return frozenset(t for t in map(content_term, _WORD.findall(text.lower())) if t is not None)
 
 
 def passage_terms(passages: Sequence[Passage]) -> set[str]:
@@ -93,18 +103,27 @@ def split_sentences(text: str) -> list[str]:
     return [s for s in re.split(r"(?<=[.!?])\s+", flat) if s]
 
 
+@dataclass(frozen=True)
+class _PassageVectors:
+    sentences: np.ndarray  # (n sentences, dim)
+    words: np.ndarray  # (n words, dim): every word of every sentence, read in its sentence
+
+
 class SentenceSimilarity:
-    """The best cosine between a question and any one sentence of the passages.
+    """What the embedder says of a question against the passages' sentences: the best cosine with any one
+    sentence (``best``) and how well the question's words are matched by words in them (``aligned``).
 
     Each sentence is embedded as "title section: sentence" (the heading says what "it" is about) once
-    per passage and kept (a few hundred passages in a help centre: bounded by ``max_passages``). The
-    question and a passage's sentences not seen before go to the embedder in one call.
+    per passage and kept (a few hundred passages in a help centre: bounded by ``max_passages``); with an
+    embedder that gives word vectors (``WordEmbedder``) the same forward pass gives its words' vectors.
+    Sentences not seen before go to the embedder in one call.
     """
 
     def __init__(self, embedder: Embedder, max_passages: int = 4096) -> None:
         self.embedder = embedder
         self.max_passages = max_passages
-        self._vectors: dict[tuple[str, str, str], np.ndarray] = {}
+        self.words = isinstance(embedder, WordEmbedder)  # whether ``aligned`` can be measured
+        self._vectors: dict[tuple[str, str, str], _PassageVectors] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -116,30 +135,64 @@ class SentenceSimilarity:
                 found = _SHARED[embedder] = cls(embedder)
             return found
 
-    def best(self, question: str, passages: Sequence[Passage], question_vector: np.ndarray | None = None) -> float:
-        """``question_vector``: the question's embedding if the retriever already made it (else embedded here)."""
+    def _passages(self, passages: Sequence[Passage], question: str | None) -> tuple[list[_PassageVectors],
+                                                                                     np.ndarray | None]:
+        """The passages' vectors (embedding those not kept yet), and ``question``'s embedding in the same
+        call when one is given."""
         keys = list(dict.fromkeys((p.title, p.section, p.text) for p in passages))
         with self._lock:
             missing = [k for k in keys if k not in self._vectors]
-        texts = [] if question_vector is not None else [question]
+        texts = [] if question is None else [question]
         spans = []
         for title, section, text in missing:
             head = " ".join(x for x in (title, section) if x)
             sentences = [f"{head}: {s}" if head else s for s in split_sentences(text)] or [head or text]
             spans.append((len(texts), len(texts) + len(sentences)))
             texts.extend(sentences)
-        vectors = np.asarray(self.embedder.embed(texts), dtype=np.float32) if texts else np.zeros((0, 0), np.float32)
-        query = vectors[0] if question_vector is None else np.asarray(question_vector, dtype=np.float32)
+        if self.words and texts:
+            encoded = self.embedder.embed_words(texts)  # type: ignore[attr-defined]
+            vectors = np.stack([e.vector for e in encoded]).astype(np.float32)
+        else:
+            encoded = []
+            vectors = np.asarray(self.embedder.embed(texts), dtype=np.float32) if texts else np.zeros((0, 0))
         with self._lock:
             if len(self._vectors) + len(missing) > self.max_passages:
                 self._vectors.clear()
             for key, (start, end) in zip(missing, spans, strict=True):
-                self._vectors[key] = vectors[start:end]
+                words = [e.word_vectors for e in encoded[start:end]]
+                self._vectors[key] = _PassageVectors(
+                    vectors[start:end], np.concatenate(words) if words else np.zeros((0, vectors.shape[1])))
             found = [self._vectors.get(k) for k in keys]
-        known = [v for v in found if v is not None and len(v)]
-        if not known:
+        return [v for v in found if v is not None], (vectors[0] if question is not None else None)
+
+    def best(self, question: str, passages: Sequence[Passage], question_vector: np.ndarray | None = None) -> float:
+        """``question_vector``: the question's embedding if the retriever already made it (else embedded here)."""
+        kept, embedded = self._passages(passages, question if question_vector is None else None)
+        query = embedded if question_vector is None else np.asarray(question_vector, dtype=np.float32)
+        known = [v.sentences for v in kept if len(v.sentences)]
+        if not known or query is None:
             return 0.0
         return float((np.concatenate(known) @ query).max())
+
+    def aligned(self, question: str, passages: Sequence[Passage], vocab: Vocabulary | None) -> float:
+        """The IDF-weighted mean, over the question's content words, of each word's best cosine with any
+        word of the passages, read in context; a word the passages use, or a typo of one ("canda"), counts
+        1 (a typo's word pieces read as something else). 0 when the question has no content words or the
+        embedder gives no word vectors."""
+        if not self.words or not passages:
+            return 0.0
+        (asked,) = self.embedder.embed_words([question])  # type: ignore[attr-defined]
+        terms = [content_term(w) for w in asked.words]
+        rows = [i for i, t in enumerate(terms) if t is not None]
+        kept, _ = self._passages(passages, None)
+        found = [v.words for v in kept if len(v.words)]
+        if not rows or not found:
+            return 0.0
+        best = (asked.word_vectors[rows] @ np.concatenate(found).T).max(axis=1)
+        literal = passage_terms(passages)  # a word the passages use (or a typo of one) is matched outright
+        best = np.where([terms[i] in literal or _typo_of(terms[i], literal) for i in rows], 1.0, best)
+        weight = np.array([term_weight(terms[i], vocab) for i in rows])
+        return float((best * weight).sum() / weight.sum())
 
 
 def query_vector(retriever: Any, query: str) -> np.ndarray | None:
@@ -188,19 +241,27 @@ def missing_weight(question: str, passages: Sequence[Passage], vocab: Vocabulary
         return 1.0
     found = passage_terms(passages)
     missing = {t for t in wanted - found if not _typo_of(t, found)}
-    if vocab is None:
-        return len(missing) / len(wanted)
-    unseen = math.log(1.0 + (vocab.n + 0.5) / 0.5)
-    weight = {term: vocab.idf.get(term, unseen) for term in wanted}
+    weight = {term: term_weight(term, vocab) for term in wanted}
     return sum(weight[t] for t in missing) / sum(weight.values())
 
 
+def term_weight(term: str, vocab: Vocabulary | None) -> float:
+    """A stemmed term's IDF in the help centre; a term in no chunk weighs what BM25 gives such a term (the
+    most). Without a vocabulary every term weighs 1."""
+    if vocab is None:
+        return 1.0
+    return vocab.idf.get(term, math.log(1.0 + (vocab.n + 0.5) / 0.5))
+
+
 def evidence(question: str, hits: Sequence[Passage], sentences: SentenceSimilarity,
-             question_vector: np.ndarray | None = None, vocab: Vocabulary | None = None) -> dict[str, float]:
+             question_vector: np.ndarray | None = None, vocab: Vocabulary | None = None,
+             precedents: Precedents | None = None) -> dict[str, float]:
     """The model's features (``knowledge_base.answer_model.FEATURES``) of a question and its top hits."""
     return {"similarity": max((h.similarity for h in hits), default=0.0),
             "sentence": sentences.best(question, hits, question_vector) if hits else 0.0,
-            "missing": missing_weight(question, hits, vocab)}
+            "missing": missing_weight(question, hits, vocab),
+            "aligned": sentences.aligned(question, hits, vocab),
+            "precedent": precedents.score(sentences.embedder, question, question_vector) if precedents else 0.0}
 
 
 @dataclass(frozen=True)
@@ -224,6 +285,7 @@ _WARNED: set[tuple[str, str]] = set()
 class AnswerRule:
     min_score: float  # below: decline
     model: AnswerModel | None = None  # at or above the floor: answer when it does; None: the floor alone
+    precedents: Precedents | None = field(default=None, compare=False)  # labelled questions it remembers
 
     @classmethod
     def floor(cls, min_score: float) -> AnswerRule:
@@ -232,20 +294,23 @@ class AnswerRule:
 
     @classmethod
     def from_settings(cls, settings: Any) -> AnswerRule:
-        """``retrieval_min_score`` and the model file ``retrieval_answer_model`` ("": the bundled one)."""
-        return cls(settings.retrieval_min_score, _load_model(str(settings.retrieval_answer_model or MODEL_FILE)))
+        """``retrieval_min_score``, the model file ``retrieval_answer_model`` ("": the bundled one) and the
+        labelled questions ``retrieval_precedents`` ("": the bundled ones, "none": none)."""
+        return cls(settings.retrieval_min_score, _load_model(str(settings.retrieval_answer_model or MODEL_FILE)),
+                   load_precedents(settings.retrieval_precedents))
 
     def applies(self, sentences: SentenceSimilarity | None) -> bool:
         """Whether the model decides: it needs the sentence check on the embedder it was fitted with."""
         if self.model is None or sentences is None:
             return False
         name = str(getattr(sentences.embedder, "name", ""))
-        if name == self.model.embedder:
+        if name == self.model.embedder and (sentences.words or "aligned" not in self.model.features):
             return True
         if (name, self.model.embedder) not in _WARNED:
             _WARNED.add((name, self.model.embedder))
-            log.warning("answerability model fitted on %s, not %s: the cosine floor alone decides; refit with "
-                        "`python -m evals.bench_retrieval --fit`", self.model.embedder, name)
+            log.warning("answerability model fitted on %s, not %s (or an embedder without word vectors): the "
+                        "cosine floor alone decides; refit with `python -m evals.bench_retrieval --fit`",
+                        self.model.embedder, name)
         return False
 
     def decide(self, question: str, hits: Sequence[Passage], sentences: SentenceSimilarity | None = None,
@@ -258,7 +323,7 @@ class AnswerRule:
             return Decision(False, similarity, reason="below_floor")
         if not self.applies(sentences):
             return Decision(True, similarity, reason="floor")
-        features = evidence(question, hits, sentences, question_vector, vocab)
+        features = evidence(question, hits, sentences, question_vector, vocab, self.precedents)
         probability = self.model.probability(features)
         ok = probability >= self.model.threshold
         return Decision(ok, similarity, probability, features, "model" if ok else "unsupported")

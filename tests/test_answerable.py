@@ -1,6 +1,6 @@
 """The answerability rule (knowledge_base/answerable.py): the cosine floor, then the learned model over
-the best cosine, the best sentence and the missing words. Fakes only: hand-made hits, a hand-made model
-and the hashing embedder."""
+the best cosine, the best sentence, the missing words and the word alignment. Fakes only: hand-made
+hits, a hand-made model and the hashing embedder."""
 
 from __future__ import annotations
 
@@ -20,9 +20,12 @@ from knowledge_base.answerable import (
     missing_weight,
     passage_terms,
     split_sentences,
+    term_weight,
 )
-from knowledge_base.embedder import HashingEmbedder
+from knowledge_base.embedder import HashingEmbedder, group_word_pieces
 from knowledge_base.errors import KnowledgeBaseError
+from knowledge_base.labelled import LabelledQuestion, load_questions
+from knowledge_base.precedents import Precedents, load_precedents
 
 RETURNS = "Most items can be returned within 30 days. Electronics, including earbuds, within 15 days."
 
@@ -42,16 +45,25 @@ class CountingEmbedder(HashingEmbedder):
         self.calls.append(list(texts))
         return super().embed(texts)
 
+    def embed_words(self, texts):
+        self.calls.append(list(texts))
+        return super().embed_words(texts)
+
 
 class FixedSentences:
-    """A stand-in for ``SentenceSimilarity`` that returns one score and counts the calls."""
+    """A stand-in for ``SentenceSimilarity`` that returns fixed scores and counts the calls."""
 
-    def __init__(self, score: float) -> None:
-        self.score, self.calls = score, 0
+    words = True
+
+    def __init__(self, score: float, alignment: float = 0.5) -> None:
+        self.score, self.alignment, self.calls = score, alignment, 0
 
     def best(self, question, passages, question_vector=None):
         self.calls += 1
         return self.score
+
+    def aligned(self, question, passages, vocab):
+        return self.alignment
 
 
 def test_content_terms_drop_stopwords_question_filler_and_shorthand_and_stem():
@@ -69,25 +81,29 @@ def test_passage_terms_are_the_content_words_of_titles_sections_and_texts():
     assert content_terms("return windows") <= passage_terms([hit(0.5, "nothing here")])  # the section heading
 
 
-# a model on the hashing fake's name: similarity, sentence and missing words each count, by hand
-MODEL = AnswerModel(FEATURES, (0.5, 0.5, 0.5), (0.1, 0.1, 0.25), (1.0, 1.0, -1.0), 0.0, 0.5, "hashing")
+# a model on the hashing fake's name: similarity, sentence, missing words and alignment each count, by hand
+MODEL = AnswerModel(FEATURES, (0.5, 0.5, 0.5, 0.5, 0.0), (0.1, 0.1, 0.25, 0.1, 0.1), (1.0, 1.0, -1.0, 1.0, 1.0),
+                    0.0, 0.5, "hashing")
 
 
 class NamedSentences(FixedSentences):
     """``FixedSentences`` on an embedder with a name (the model applies only to its own embedder)."""
 
-    def __init__(self, score: float, name: str = "hashing") -> None:
-        super().__init__(score)
+    def __init__(self, score: float, name: str = "hashing", alignment: float = 0.5) -> None:
+        super().__init__(score, alignment)
         self.embedder = SimpleNamespace(name=name)
 
 
 def test_the_probability_is_the_logistic_of_the_standardised_weighted_sum():
-    assert MODEL.probability({"similarity": 0.5, "sentence": 0.5, "missing": 0.5}) == pytest.approx(0.5)
-    z = (0.6 - 0.5) / 0.1 + (0.7 - 0.5) / 0.1 - (0.0 - 0.5) / 0.25
-    expected = 1 / (1 + math.exp(-z))
-    assert MODEL.probability({"similarity": 0.6, "sentence": 0.7, "missing": 0.0}) == pytest.approx(expected)
-    assert MODEL.answers({"similarity": 0.6, "sentence": 0.7, "missing": 0.0})
-    assert not MODEL.answers({"similarity": 0.45, "sentence": 0.45, "missing": 1.0})
+    middle = {"similarity": 0.5, "sentence": 0.5, "missing": 0.5, "aligned": 0.5, "precedent": 0.0}
+    assert MODEL.probability(middle) == pytest.approx(0.5)
+    z = (0.6 - 0.5) / 0.1 + (0.7 - 0.5) / 0.1 - (0.0 - 0.5) / 0.25 + (0.4 - 0.5) / 0.1 + (0.05 - 0.0) / 0.1
+    features = {"similarity": 0.6, "sentence": 0.7, "missing": 0.0, "aligned": 0.4, "precedent": 0.05}
+    assert MODEL.probability(features) == pytest.approx(1 / (1 + math.exp(-z)))
+    assert MODEL.answers({**middle, "similarity": 0.6, "sentence": 0.7, "missing": 0.0})
+    assert not MODEL.answers({**middle, "similarity": 0.45, "sentence": 0.45, "missing": 1.0})
+    assert not MODEL.answers({**middle, "similarity": 0.6, "sentence": 0.6, "missing": 0.0, "aligned": 0.1})
+    assert not MODEL.answers({**middle, "similarity": 0.55, "sentence": 0.55, "precedent": -0.3})  # a known gap
 
 
 def test_below_the_floor_the_rule_declines_without_asking_the_model():
@@ -101,7 +117,7 @@ def test_above_the_floor_the_model_weighs_cosine_sentence_and_missing_words():
     rule = AnswerRule(0.3, MODEL)
     covered = rule.decide("can i return earbuds", [hit(0.5)], NamedSentences(0.6))  # return, earbud: in the passage
     assert (covered.answerable, covered.reason) == (True, "model")
-    assert covered.features == {"similarity": 0.5, "sentence": 0.6, "missing": 0.0}
+    assert covered.features == {"similarity": 0.5, "sentence": 0.6, "missing": 0.0, "aligned": 0.5, "precedent": 0.0}
     assert covered.probability == pytest.approx(MODEL.probability(covered.features))
     # the same cosines, but the question's words are nowhere in the passage: a near miss
     near_miss = rule.decide("how do i clean a wool sweater", [hit(0.5)], NamedSentences(0.6))
@@ -194,3 +210,87 @@ def test_the_sentence_cache_is_bounded():
         scorer.best("q", [hit(0.5, f"Passage number {n}.")])
         assert len(scorer._vectors) <= 2
     assert isinstance(scorer.best("q", [hit(0.5)]), float) and np.isfinite(scorer.best("q", [hit(0.5)]))
+
+
+def test_group_word_pieces_joins_continuations_and_apostrophes_and_drops_special_tokens():
+    pieces = ["[CLS]", "don", "'", "t", "you", "ship", "to", "can", "##ada", "?", "[SEP]", "[PAD]"]
+    assert group_word_pieces(pieces) == [("don't", [1, 2, 3]), ("you", [4]), ("ship", [5]), ("to", [6]),
+                                         ("canada", [7, 8]), ("?", [9])]
+
+
+def test_alignment_is_the_idf_weighted_best_word_match_of_the_questions_content_words():
+    scorer = SentenceSimilarity(HashingEmbedder())  # a hashed word matches only itself: cosine 1 or ~0
+    vocab = SimpleNamespace(idf={"return": 0.5, "earbud": 2.0, "kayak": 3.0}, n=10)
+    assert scorer.words
+    assert scorer.aligned("can i return earbuds", [hit(0.5)], vocab) == pytest.approx(1.0, abs=1e-6)
+    # "kayak" is in no passage: only "return" (idf 0.5) is matched
+    assert scorer.aligned("can i return kayaks", [hit(0.5)], vocab) == pytest.approx(0.5 / 3.5, abs=0.05)
+    assert scorer.aligned("how do i", [hit(0.5)], vocab) == 0.0  # no content words: no evidence
+    assert scorer.aligned("can i return earbuds", [], vocab) == 0.0
+    assert term_weight("kayak", vocab) == 3.0 and term_weight("snowboard", vocab) == pytest.approx(math.log(1 + 21))
+    assert term_weight("kayak", None) == 1.0
+
+
+def test_sentences_and_their_words_come_from_one_pass_and_an_embedder_without_words_skips_alignment(caplog):
+    emb = CountingEmbedder()
+    scorer = SentenceSimilarity(emb)
+    scorer.best("q1", [hit(0.5)])
+    scorer.aligned("can i return earbuds", [hit(0.5)], None)
+    assert emb.calls == [["q1", *[f"Return policy Return windows: {s}" for s in split_sentences(RETURNS)]],
+                         ["can i return earbuds"]]  # the passage's words were kept from the first pass
+
+    class SentencesOnly:  # an embedder that gives no word vectors
+        name = "hashing"
+
+        def embed(self, texts):
+            return HashingEmbedder().embed(texts)
+
+    plain = SentenceSimilarity(SentencesOnly())
+    assert not plain.words and plain.aligned("can i return earbuds", [hit(0.5)], None) == 0.0
+    assert plain.best("return earbuds", [hit(0.5)]) > 0
+    d = AnswerRule(0.4, MODEL).decide("how do i clean a wool sweater", [hit(0.45)], plain)
+    assert (d.answerable, d.reason) == (True, "floor") and "word vectors" in caplog.text
+
+
+def _labelled(*pairs):
+    return [LabelledQuestion(text, ("doc",) if ok else ()) for text, ok in pairs]
+
+
+def test_precedent_is_the_best_answerable_minus_the_best_unanswerable_match_never_the_question_itself():
+    emb = HashingEmbedder()
+    memory = Precedents(_labelled(("do you ship to canada", True), ("who founded the shop", False),
+                                  ("can i return earbuds", True)))
+    v = emb.embed(["do you ship to canada", "who founded the shop", "can i return earbuds", "who founded it"])
+    assert memory.score(emb, "who founded it") == pytest.approx(float(max(v[0] @ v[3], v[2] @ v[3]) - v[1] @ v[3]))
+    assert memory.score(emb, "who founded it") < 0 < memory.score(emb, "do you ship to canada please")
+    # a labelled question is not its own precedent (as in fitting: leave-one-out), whatever its case and spaces:
+    # without it no unanswerable precedent is left, so no evidence
+    assert memory.score(emb, "Who  founded the SHOP") == 0.0
+    assert memory.score(emb, "do you ship to canada") == pytest.approx(float(v[2] @ v[0] - v[1] @ v[0]), abs=1e-6)
+    given = emb.embed(["who founded it"])[0]
+    assert memory.score(emb, "x", given) == pytest.approx(memory.score(emb, "who founded it"))
+    assert Precedents(_labelled(("a", True))).score(emb, "a b") == 0.0  # one kind only: no evidence
+    assert Precedents([]).score(emb, "a") == 0.0 and len(memory) == 3
+
+
+def test_precedents_are_embedded_once_per_embedder():
+    emb = CountingEmbedder()
+    memory = Precedents(_labelled(("do you ship to canada", True), ("who founded the shop", False)))
+    memory.score(emb, "q1")
+    memory.score(emb, "q2", emb.embed(["q2"])[0])
+    assert emb.calls.count(["do you ship to canada", "who founded the shop"]) == 1
+    assert emb.calls[1:] == [["q1"], ["q2"]]  # later calls embed only the question (and not when given its vector)
+
+
+def test_precedents_setting_bundled_a_folder_or_none(tmp_path):
+    bundled = load_precedents("")
+    assert bundled is load_precedents("") and len(bundled) == len(load_questions())
+    assert load_precedents("none") is None and load_precedents("None") is None
+    (tmp_path / "mine.yaml").write_text('- {text: "do you sell kayaks", docs: [kayaks]}\n- {text: "who is ceo"}\n')
+    assert len(load_precedents(str(tmp_path))) == 2
+    with pytest.raises(KnowledgeBaseError, match="retrieval_precedents"):
+        load_precedents(str(tmp_path / "missing"))
+    rule = AnswerRule.from_settings(load_settings(retrieval_precedents="none"))
+    assert rule.precedents is None and rule == AnswerRule.from_settings(load_settings())  # not compared
+    d = AnswerRule(0.3, MODEL).decide("can i return earbuds", [hit(0.5)], NamedSentences(0.6))
+    assert d.features["precedent"] == 0.0  # no precedents: no evidence either way

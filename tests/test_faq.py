@@ -92,8 +92,10 @@ def _hit(similarity, doc="returns", section="Return windows",
     return Hit(f"{doc}:{section}", doc, "Return policy", f"https://shop.example/{doc}", section, text, similarity)
 
 
-# a model fitted on the hashing fake's name, by hand: cosine, best sentence and missing words each count
-MODEL = AnswerModel(FEATURES, (0.4, 0.4, 0.5), (0.1, 0.1, 0.25), (1.0, 1.0, -1.5), 0.0, 0.5, "hashing")
+# a model fitted on the hashing fake's name, by hand: cosine, best sentence, missing words, word alignment
+# and precedent
+MODEL = AnswerModel(FEATURES, (0.4, 0.4, 0.5, 0.5, 0.0), (0.1, 0.1, 0.25, 0.25, 0.1), (1.0, 1.0, -1.5, 0.5, 0.5),
+                    0.0, 0.5, "hashing")
 
 
 def test_from_settings_applies_the_learned_rule_with_the_embedder_it_was_fitted_on(settings, tmp_path):

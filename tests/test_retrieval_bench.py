@@ -48,14 +48,16 @@ def test_decline_rates_and_the_lowest_floor_for_a_target():
 
 
 def _synthetic(n: int, seed: int = 0):
-    """Made-up evidence: answerable questions have higher cosines and fewer missing words, with overlap."""
+    """Made-up evidence: answerable questions have higher cosines, fewer missing words, better-aligned words
+    and closer answerable precedents, with overlap."""
     rng = np.random.default_rng(seed)
     rows, labels = [], []
     for i in range(n):
         ok = i % 3 != 0
         shift = 0.12 if ok else 0.0
         rows.append({"similarity": 0.4 + shift + rng.normal(0, 0.08), "sentence": 0.42 + shift + rng.normal(0, 0.08),
-                     "missing": float(np.clip(0.7 - 3 * shift + rng.normal(0, 0.2), 0, 1))})
+                     "missing": float(np.clip(0.7 - 3 * shift + rng.normal(0, 0.2), 0, 1)),
+                     "aligned": 0.55 + shift + rng.normal(0, 0.06), "precedent": shift - 0.06 + rng.normal(0, 0.08)})
         labels.append(ok)
     return rows, labels
 
@@ -72,7 +74,8 @@ def test_fit_reaches_the_target_out_of_fold_and_cross_validation_measures_it():
     model = answer_model.fit(rows, labels, "hashing", target=0.9)
     assert model.features == answer_model.FEATURES and model.embedder == "hashing"
     weights = dict(zip(model.features, model.weights, strict=True))
-    assert weights["similarity"] > 0 and weights["sentence"] > 0 and weights["missing"] < 0
+    assert weights["similarity"] > 0 and weights["sentence"] > 0 and weights["missing"] < 0 and weights["aligned"] > 0
+    assert weights["precedent"] > 0
     declined = [not model.answers(r) for r, a in zip(rows, labels, strict=True) if not a]
     assert sum(declined) / len(declined) >= 0.85  # in sample, with a threshold chosen out of fold
     cv = answer_model.cross_validate(rows, labels, target=0.9, seeds=(0,))
