@@ -1,10 +1,12 @@
 """Retrieval quality with the real bundled MiniLM on the labelled shopper questions (integration).
 
 Quality bars only (no timing): the fused ranking must beat dense and BM25 alone, and the answerability
-rule (the bundled model, fitted on MiniLM) must decline >= 80% of the unanswerable questions with fewer
+rule (the bundled model, fitted on MiniLM) must decline >= 88% of the unanswerable questions with fewer
 false declines than the cosine floor alone at the same decline rate, and most of the held-out ones.
 `python -m evals.bench_retrieval` prints the numbers.
 """
+
+from types import SimpleNamespace
 
 import pytest
 
@@ -54,8 +56,8 @@ def test_the_rule_declines_most_unanswerable_questions_with_fewer_false_declines
     unanswerable = [d for d, q in zip(declined, QUESTIONS, strict=True) if not q.answerable]
     answerable = [d for d, q in zip(declined, QUESTIONS, strict=True) if q.answerable]
     rates = (sum(unanswerable) / len(unanswerable), sum(answerable) / len(answerable))
-    # measured 0.833 / 0.099 (5-fold cross-validated 0.823 / 0.110; fitted with --target 0.82)
-    assert rates[0] >= 0.8 and rates[1] <= 0.12, rates
+    # measured 0.912 / 0.102 (5-fold cross-validated 0.892 / 0.107; fitted with --target 0.9)
+    assert rates[0] >= 0.88 and rates[1] <= 0.13, rates
     signal = [relevance(h, top_k) for h in results["fused"]]
     pos = [s for s, q in zip(signal, QUESTIONS, strict=True) if q.answerable]
     neg = [s for s, q in zip(signal, QUESTIONS, strict=True) if not q.answerable]
@@ -66,10 +68,10 @@ def test_the_rule_declines_most_unanswerable_questions_with_fewer_false_declines
     held = [not rule.decide(q.text, h, sentences, None, vocab).answerable for q, h in zip(heldout, hits, strict=True)]
     held_un = [d for d, q in zip(held, heldout, strict=True) if not q.answerable]
     held_ans = [d for d, q in zip(held, heldout, strict=True) if q.answerable]
-    # measured: unanswerable 51 of 70 declined (22 of the 30 seen while writing the model, 29 of the 40 written
-    # blind), answerable 5 of the 40 blind ones wrongly declined; out of sample, short of the 90% goal (issue 6)
-    assert len(held_un) == 70 and len(held_ans) == 40
-    assert sum(held_un) / len(held_un) >= 0.7 and sum(held_ans) / len(held_ans) <= 0.2, (held_un, held_ans)
+    # measured: unanswerable 146 of 180 declined (61 of the first 70, 44 of blind2's 60, 41 of blind3's 50),
+    # answerable 10 of 150 wrongly declined (3 + 3 + 4); out of sample, short of the 90% goal (issue 6)
+    assert len(held_un) == 180 and len(held_ans) == 150
+    assert sum(held_un) / len(held_un) >= 0.78 and sum(held_ans) / len(held_ans) <= 0.1, (held_un, held_ans)
 
 
 def test_the_handler_declines_exactly_when_the_rule_does(real_settings, real_models):
@@ -81,3 +83,20 @@ def test_the_handler_declines_exactly_when_the_rule_does(real_settings, real_mod
         hits = retriever.search(q.text, top_k)
         answerable = rule.decide(q.text, hits, sentences, None, vocabulary(retriever)).answerable
         assert (handler.handle(q.text).kind == "faq_unknown") == (not answerable), q.text
+
+
+def test_word_alignment_reads_each_word_in_its_sentence(real_models):
+    """The real MiniLM's word vectors: the whole questions are close to the passage either way, but a word
+    naming another thing ("rain" jacket, "venmo") finds no match in it."""
+    sentences = SentenceSimilarity(real_models.embedder)
+    care = SimpleNamespace(title="Caring for your down jacket", section="Washing", similarity=0.5,
+                           text="Wash your down jacket in a front-loading machine on a gentle cycle.")
+    pay = SimpleNamespace(title="Payment methods", section="What we accept", similarity=0.5,
+                          text="We accept Visa, Mastercard, American Express, Discover, PayPal and Apple Pay.")
+    down = sentences.aligned("is the down jacket machine washable", [care], None)
+    rain = sentences.aligned("is the rain jacket machine washable", [care], None)
+    assert down > rain + 0.1, (down, rain)  # measured 0.94 / 0.76
+    paypal = sentences.aligned("do you take paypal", [pay], None)
+    venmo = sentences.aligned("do you take venmo", [pay], None)
+    assert paypal > venmo + 0.3, (paypal, venmo)  # measured 0.65 / 0.08
+    assert sentences.aligned("do u take paypall", [pay], None) > venmo + 0.3  # a typo of a word used counts as found
