@@ -93,8 +93,8 @@ class FaqHandler:
                      ", ".join(f"{k} {_fmt(v)}" for k, v in features.items() if k != "similarity") or "no model",
                      _fmt(decision.probability))
             return Facts(kind="faq_unknown", route=ROUTE, passages=passages, handoff=True,
-                         choices=("Talk to a person",), use_model=False)
+                         choices=("Talk to a person",), use_model=False, answerability=decision.to_dict())
         best = relevant[0]
         answer = best_sentences(best.text, f"{text} {best.section}")
         return Facts(kind="faq_answer", route=ROUTE, passages=relevant[:2],
-                     data={"answer": answer, "title": best.title})
+                     data={"answer": answer, "title": best.title}, answerability=decision.to_dict())

@@ -154,6 +154,7 @@ class Assistant:
             choices=facts.choices, passages=facts.passages, entities=entities,
             route_reason=route.reason, facts_kind=facts.kind, generated_by=generated_by, guard=verdict,
             timings={k: round(v, 4) for k, v in timings.items()}, at=now, card=order_card(facts),
+            answerability=facts.answerability,
         )
         t = time.perf_counter()
         turn_id = self.c.sessions.save_turn(new_state, text, reply, now)

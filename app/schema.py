@@ -87,6 +87,7 @@ class Facts:
     handoff: bool = False  # a human was offered or a ticket opened
     use_model: bool = True  # False: the fixed template is the reply (e.g. lockout, refusals)
     max_chars: int = 900  # longest reply the guard accepts for these facts
+    answerability: dict[str, Any] | None = None  # the FAQ's decision and what it read (staff panel; not prompted)
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,7 @@ class Reply:
     at: datetime | None = None
     card: dict[str, Any] | None = None  # structured view for rich clients (the widget's order card)
     turn_id: int | None = None  # the stored turn (feedback refers to it); set once persisted
+    answerability: dict[str, Any] | None = None  # FAQ turns: why it answered or said it does not know
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

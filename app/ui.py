@@ -51,6 +51,7 @@ def debug_view(reply: Reply) -> dict[str, Any]:
         "generated_by": reply.generated_by,
         "guard": {"accepted": reply.guard.accepted, "reasons": list(reply.guard.reasons)},
         "choices": list(reply.choices),
+        "answerability": reply.answerability,
     }
 
 
@@ -61,8 +62,19 @@ def summary_markdown(reply: Reply) -> str:
     tools = ", ".join(next(iter(a.to_dict())) for a in reply.actions) or "none"
     return (f"**Route** `{reply.route}` ({reply.route_reason})  \n"
             f"**Intent** `{reply.intent}` at {reply.confidence:.2f}  \n"
-            f"**Reply** {reply.generated_by}; guard {guard}  \n"
+            + (f"**Answerability** {answerability_line(reply.answerability)}  \n" if reply.answerability else "")
+            + f"**Reply** {reply.generated_by}; guard {guard}  \n"
             f"**Tool calls** {tools}  \n**Timings** {timings}")
+
+
+def answerability_line(a: dict[str, Any]) -> str:
+    """Why the FAQ answered or said it does not know, in one line: the rule's reason and its numbers."""
+    verdict = "answered" if a.get("answerable") else "declined"
+    if a.get("probability") is None:  # the cosine floor decided
+        return f"{verdict} ({a.get('reason')}): best cosine {a.get('similarity'):.2f}"
+    features = ", ".join(f"{k} {v:.2f}" for k, v in (a.get("features") or {}).items())
+    sign = ">=" if a.get("answerable") else "<"
+    return f"{verdict}: probability {a['probability']:.2f} {sign} {a['threshold']:.2f} ({features})"
 
 
 def passage_rows(reply: Reply) -> list[list[Any]]:

@@ -271,6 +271,16 @@ class Decision:
     probability: float | None = None  # the model's; None when the floor alone decided
     features: dict[str, float] | None = None  # what the model read (``evidence``)
     reason: str = ""  # "below_floor", "model" (answered) or "unsupported" (declined), "floor" (no model applies)
+    threshold: float | None = None  # the model's, when it decided
+
+    def to_dict(self) -> dict[str, Any]:
+        """For the staff panel and the reply's JSON: the verdict, the reason and what the model read."""
+        def r(v: float | None) -> float | None:
+            return None if v is None else round(v, 3)
+
+        return {"answerable": self.answerable, "reason": self.reason, "similarity": r(self.similarity),
+                "probability": r(self.probability), "threshold": r(self.threshold),
+                "features": {k: r(v) for k, v in (self.features or {}).items()}}
 
 
 @lru_cache(maxsize=8)
@@ -326,4 +336,4 @@ class AnswerRule:
         features = evidence(question, hits, sentences, question_vector, vocab, self.precedents)
         probability = self.model.probability(features)
         ok = probability >= self.model.threshold
-        return Decision(ok, similarity, probability, features, "model" if ok else "unsupported")
+        return Decision(ok, similarity, probability, features, "model" if ok else "unsupported", self.model.threshold)

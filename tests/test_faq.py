@@ -3,8 +3,9 @@
 import pytest
 
 from app.faq import FaqHandler, best_sentences
-from app.schema import Passage
+from app.schema import Passage, Reply
 from app.templates import citation
+from app.ui import answerability_line, summary_markdown
 from knowledge_base.answer_model import FEATURES, AnswerModel
 from knowledge_base.answerable import AnswerRule, SentenceSimilarity
 from knowledge_base.batch_search import search_records
@@ -39,6 +40,8 @@ def test_below_the_floor_it_declines_and_offers_a_person(retriever):
     facts = FaqHandler(retriever, top_k=3, min_score=0.99).handle("do gift cards expire")
     assert facts.kind == "faq_unknown" and facts.handoff and facts.choices == ("Talk to a person",)
     assert not facts.use_model and facts.passages  # the staff panel still sees what was found
+    assert facts.answerability["reason"] == "below_floor" and facts.answerability["probability"] is None
+    assert answerability_line(facts.answerability).startswith("declined (below_floor): best cosine 0.")
 
 
 def test_a_top_hit_under_the_floor_is_skipped_for_the_next_one_above_it(tmp_path):
@@ -109,6 +112,13 @@ def test_from_settings_applies_the_learned_rule_with_the_embedder_it_was_fitted_
     assert "15 days" in covered.data["answer"]
     near_miss = handler.handle("how do i clean a wool sweater")  # same cosine, words nowhere in the passages
     assert near_miss.kind == "faq_unknown" and near_miss.handoff and near_miss.passages
+    # the decision travels with the facts, for the staff panel: the verdict, why, and what the model read
+    for facts, verdict, reason in ((covered, True, "model"), (near_miss, False, "unsupported")):
+        a = facts.answerability
+        assert (a["answerable"], a["reason"], a["threshold"]) == (verdict, reason, 0.5)
+        assert set(a["features"]) == set(FEATURES) and (a["probability"] >= 0.5) == verdict
+    assert summary_markdown(Reply("s", "t", "faq.x", 0.9, "faq", answerability=near_miss.answerability)).count(
+        f"**Answerability** declined: probability {near_miss.answerability['probability']:.2f} < 0.50 (similarity") == 1
     # without the embedder (no sentence check), the floor alone: the near miss would be answered
     assert FaqHandler.from_settings(retriever, s).handle("how do i clean a wool sweater").kind == "faq_answer"
 

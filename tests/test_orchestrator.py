@@ -78,12 +78,16 @@ def test_faq_answer_cites_sources(make_assistant):
     r = say(make_assistant(retrieval_min_score=0.1), "how long does shipping take")
     assert r.route == "faq" and r.sources and r.facts_kind == "faq_answer"
     assert "Source:" in r.text and "https://fernandfield.example/help/" in r.text
+    assert r.answerability["answerable"] and r.to_dict()["answerability"] == r.answerability
 
 
 def test_below_the_relevance_floor_the_faq_declines_and_offers_a_human(make_assistant):
-    r = say(make_assistant(retrieval_min_score=0.99), "how long does shipping take")
+    a = make_assistant(retrieval_min_score=0.99)
+    r = say(a, "how long does shipping take")
     assert r.route == "faq" and r.facts_kind == "faq_unknown" and r.handoff and not r.sources
     assert "couldn't find" in r.text
+    assert r.answerability["reason"] == "below_floor" and not r.answerability["answerable"]
+    assert say(a, "hello", session="s2").answerability is None  # only FAQ turns carry one
 
 
 def test_handoff_offer_then_yes_opens_exactly_one_ticket(make_assistant):
