@@ -261,7 +261,7 @@ def evidence(question: str, hits: Sequence[Passage], sentences: SentenceSimilari
             "sentence": sentences.best(question, hits, question_vector) if hits else 0.0,
             "missing": missing_weight(question, hits, vocab),
             "aligned": sentences.aligned(question, hits, vocab),
-            "precedent": precedents.score(sentences.embedder, question, question_vector) if precedents else 0.0}
+            "precedent": precedents.score(sentences.embedder, question, question_vector, hits) if precedents else 0.0}
 
 
 @dataclass(frozen=True)

@@ -7,18 +7,24 @@ cosines say. ``Precedents.score`` is that signal, the answerability model's ``pr
 
     best cosine with a labelled answerable question - best cosine with a labelled unanswerable one
 
-A question is never its own precedent: a labelled question with the same text (case and spaces aside)
-is left out, so the labelled questions are scored as the model was fitted (leave-one-out) and a shopper
-typing one of them word for word gets the same treatment as any other wording. With no labelled
+A question is never its own precedent: a labelled question with the same words (case, spaces and
+punctuation aside) is left out, so the labelled questions are scored as the model was fitted
+(leave-one-out) and a shopper typing one of them word for word gets the same treatment as any other
+wording. With no labelled
 questions of either kind the score is 0 (no evidence). The questions are embedded once per embedder,
 on first use (``warm``: at server start), and kept.
 
-The bundled questions describe the bundled help centre: a shop with its own articles points the
-``retrieval_precedents`` setting at its own labelled questions (same format) or turns them off ("none").
+Labels go stale when the help centre changes: "do you offer gift wrapping" is a known gap until a shop
+writes a gift wrapping article. So the bundled precedents know the chunks they were labelled against
+(the repo's articles, versioned with the questions): when any of a question's hits is a chunk they do
+not know (a new or edited article, an imported FAQ pair), the score is 0 and the passages alone decide.
+A shop with its own articles points the ``retrieval_precedents`` setting at its own labelled questions
+(same format; taken as written for the articles indexed now) or turns them off ("none").
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import weakref
 from collections.abc import Sequence
@@ -30,16 +36,20 @@ import numpy as np
 from knowledge_base.embedder import Embedder
 from knowledge_base.errors import KnowledgeBaseError
 from knowledge_base.labelled import QUESTIONS_DIR, LabelledQuestion, load_questions
+from knowledge_base.loader import DOCS_DIR, load_chunks
 
 OFF = "none"
 
 
 def _key(text: str) -> str:
-    return " ".join(text.lower().split())
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
 
 
 class Precedents:
-    def __init__(self, questions: Sequence[LabelledQuestion]) -> None:
+    """``known_chunks``: the chunk ids the questions were labelled against (None: whatever is indexed)."""
+
+    def __init__(self, questions: Sequence[LabelledQuestion], known_chunks: frozenset[str] | None = None) -> None:
+        self.known_chunks = known_chunks
         self.texts = [q.text for q in questions]
         self.answerable = np.array([q.answerable for q in questions], dtype=bool)
         self._keys = np.array([_key(t) for t in self.texts], dtype=object)
@@ -58,9 +68,13 @@ class Precedents:
                 self._vectors[embedder] = found
             return found
 
-    def score(self, embedder: Embedder, question: str, question_vector: np.ndarray | None = None) -> float:
-        """Best cosine with an answerable precedent minus best with an unanswerable one (0: no evidence)."""
+    def score(self, embedder: Embedder, question: str, question_vector: np.ndarray | None = None,
+              hits: Sequence[object] = ()) -> float:
+        """Best cosine with an answerable precedent minus best with an unanswerable one; 0 (no evidence)
+        without precedents of both kinds, or when a hit is a chunk they were not labelled against."""
         if not self.answerable.any() or self.answerable.all():
+            return 0.0
+        if self.known_chunks is not None and any(getattr(h, "chunk_id", None) not in self.known_chunks for h in hits):
             return 0.0
         vectors = self.warm(embedder)
         if question_vector is None:
@@ -84,4 +98,5 @@ def load_precedents(setting: str = "") -> Precedents | None:
     if not folder.is_dir():
         raise KnowledgeBaseError(f"retrieval_precedents: {folder} is not a folder of labelled questions "
                                  f"(*.yaml); use \"\" for the bundled ones or \"{OFF}\" for none")
-    return Precedents(load_questions(folder))
+    known = frozenset(c.id for c in load_chunks(DOCS_DIR)) if not setting else None
+    return Precedents(load_questions(folder), known)

@@ -25,6 +25,7 @@ from knowledge_base.answerable import (
 from knowledge_base.embedder import HashingEmbedder, group_word_pieces
 from knowledge_base.errors import KnowledgeBaseError
 from knowledge_base.labelled import LabelledQuestion, load_questions
+from knowledge_base.loader import DOCS_DIR, load_chunks
 from knowledge_base.precedents import Precedents, load_precedents
 
 RETURNS = "Most items can be returned within 30 days. Electronics, including earbuds, within 15 days."
@@ -294,3 +295,18 @@ def test_precedents_setting_bundled_a_folder_or_none(tmp_path):
     assert rule.precedents is None and rule == AnswerRule.from_settings(load_settings())  # not compared
     d = AnswerRule(0.3, MODEL).decide("can i return earbuds", [hit(0.5)], NamedSentences(0.6))
     assert d.features["precedent"] == 0.0  # no precedents: no evidence either way
+
+
+def test_precedents_are_silent_where_the_help_centre_changed_since_they_were_labelled():
+    emb = HashingEmbedder()
+    questions = _labelled(("do you ship to canada", True), ("do you offer gift wrapping", False))
+    known = SimpleNamespace(chunk_id="c-shipping")
+    memory = Precedents(questions, known_chunks=frozenset({"c-shipping"}))
+    assert memory.score(emb, "can you gift wrap it", None, [known]) < 0  # a known gap, nothing new found
+    # a shop wrote a gift wrapping article: its chunk was not there when the question was labelled
+    assert memory.score(emb, "can you gift wrap it", None, [known, SimpleNamespace(chunk_id="c-new")]) == 0.0
+    assert Precedents(questions).score(emb, "can you gift wrap it", None, [SimpleNamespace(chunk_id="c-new")]) < 0
+    # the bundled ones know the repo's articles; "?" and case do not make a labelled question another one
+    bundled = load_precedents("")
+    assert bundled.known_chunks == frozenset(c.id for c in load_chunks(DOCS_DIR))
+    assert memory.score(emb, "Do you offer gift-wrapping?") == 0.0  # itself left out: no unanswerable left
