@@ -122,19 +122,22 @@ def build_ui(assistant: Assistant, metrics: Metrics | None = None) -> Any:
 
     def chat(message: str, history: list[dict[str, Any]], session_id: str, token: str,
              turn_ids: dict[int, int]) -> Iterator[tuple[Any, ...]]:
-        history = [*list(history or []), {"role": "user", "content": message}, {"role": "assistant", "content": ""}]
         skip = (gr.skip(), gr.skip(), gr.skip(), gr.skip())
-        yield history, "", *skip
+        if not (message or "").strip():  # Send on an empty box (or pressed twice): nothing to say
+            yield gr.skip(), gr.skip(), *skip
+            return
+        history = [*list(history or []), {"role": "user", "content": message}, {"role": "assistant", "content": ""}]
+        yield history, "", *skip  # the box is emptied once: what staff type while the reply streams stays
         for event in assistant.stream(Message(session_id, message, channel="demo", customer_token=token or None)):
             if isinstance(event, Token):
                 history[-1] = {"role": "assistant", "content": history[-1]["content"] + event.text}
-                yield history, "", *skip
+                yield history, gr.skip(), *skip
             else:
                 if metrics:
                     metrics.observe(event, "demo")
                 history[-1] = {"role": "assistant", "content": event.text}
                 ids = {**turn_ids, len(history) - 1: event.turn_id} if event.turn_id else turn_ids
-                yield history, "", summary_markdown(event), passage_rows(event), debug_view(event), ids
+                yield history, gr.skip(), summary_markdown(event), passage_rows(event), debug_view(event), ids
 
     def rate(turn_ids: dict[int, int], session_id: str, comment: str, data: gr.LikeData) -> str:
         index = data.index if isinstance(data.index, int) else data.index[0]
@@ -218,8 +221,8 @@ def build_ui(assistant: Assistant, metrics: Metrics | None = None) -> Any:
                 unanswered = gr.Dataframe(headers=["asked (UTC)", "question (masked)"], label="Unanswered questions",
                                           interactive=False, wrap=True, elem_id="unanswered")
         outputs = [chatbot, box, summary, passages, panel, turn_ids]
-        for trigger in (box.submit, send.click):
-            trigger(chat, [box, chatbot, session, token, turn_ids], outputs, api_name=False)
+        for trigger in (box.submit, send.click):  # sent while a reply streams: sent when it is done, not dropped
+            trigger(chat, [box, chatbot, session, token, turn_ids], outputs, api_name=False, trigger_mode="always_last")
         chatbot.like(rate, [turn_ids, session, comment], feedback_note, api_name=False)
         reset_outputs = [chatbot, session, summary, passages, panel, turn_ids, feedback_note]
         clear.click(reset, None, reset_outputs, api_name=False)

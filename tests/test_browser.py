@@ -277,12 +277,16 @@ def test_demo_conversation_in_a_real_browser(server, page):
     box = page.locator("#msg textarea")
     box.wait_for(timeout=30_000)
     chat = page.locator("#chat")
-    for message, expected in [("hi", "help"), ("where is my order SD-10002?", "email address"),
-                              ("ada.park@example.com", "in transit")]:
+    # each message is sent as soon as the last one has left the box: one sent while a reply still streams
+    # runs when that reply is done (trigger_mode "always_last"), it is not dropped
+    turns = [("hi", "help"), ("where is my order SD-10002?", "email address"), ("ada.park@example.com", "in transit")]
+    for message, _ in turns:
         box.fill(message)
         page.locator("#send").click()
+        expect(box).to_have_value("", timeout=TIMEOUT)
+    for _, expected in turns:
         expect(chat).to_contain_text(expected, timeout=TIMEOUT)
-        expect(page.locator("#summary")).to_contain_text("Timings", timeout=TIMEOUT)
+    expect(page.locator("#summary")).to_contain_text("Timings", timeout=TIMEOUT)
     expect(chat).to_contain_text("1Z4F7E290387654321")  # the order's real tracking number from the database
     expect(page.locator("#summary")).to_contain_text("order_status")
     # thumbs up on the last reply is stored with its turn
