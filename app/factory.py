@@ -35,7 +35,7 @@ from app.store import ShopStore
 from app.writes import FlowWriter
 from intents.classifier import EmbeddingClassifier, IntentClassifier, KeywordClassifier
 from intents.entities import EntityExtractor
-from knowledge_base.embedder import Embedder, HashingEmbedder, SentenceTransformerEmbedder
+from knowledge_base.embedder import Embedder, HashingEmbedder, RecentEmbeddings, SentenceTransformerEmbedder
 from knowledge_base.index import ChromaIndex, SyncStats
 from knowledge_base.loader import load_chunks
 from knowledge_base.retriever import DenseRetriever, HybridRetriever, LexicalRetriever, Retriever
@@ -70,7 +70,7 @@ def limit_lock_wait(engine: Engine, seconds: float) -> None:
 def embedder(settings: Settings, mode: Mode = Mode()) -> Embedder:
     if mode.fake_models:
         return HashingEmbedder()
-    return SentenceTransformerEmbedder(settings.embedding_model, device=settings.device)
+    return RecentEmbeddings(SentenceTransformerEmbedder(settings.embedding_model, device=settings.device))
 
 
 def faq_index(settings: Settings, emb: Embedder) -> ChromaIndex:
