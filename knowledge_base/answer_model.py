@@ -15,6 +15,12 @@ Fitting (``fit``) is reproducible and chooses nothing by hand:
 - ``cross_validate`` repeats the whole procedure (weights and threshold) inside each training fold and
   measures the held-back fold: the out-of-sample decline rates.
 
+A question can lack a feature: ``precedent`` says nothing when the labelled questions were labelled
+against other passages than its hits (an article added or edited since) or when a shop turns them
+off. Such a question is not scored as if the feature were 0 (it is not neutral: most answerable
+questions have a positive precedent), but by ``fallback``, the same fitting without that feature
+(``OPTIONAL``), with its own weights and threshold (``for_values`` picks the model).
+
 ``python -m evals.bench_retrieval --fit --target T`` runs it on knowledge_base/questions with the real
 embedder and writes the file (with the cross-validated rates in ``about``); ``python -m
 evals.bench_retrieval`` measures the fitted model in sample, cross-validated and on held-out questions.
@@ -36,6 +42,7 @@ from knowledge_base.errors import KnowledgeBaseError
 MODEL_FILE = Path(__file__).parent / "answer_model.json"
 # what knowledge_base.answerable.evidence measures
 FEATURES = ("similarity", "sentence", "missing", "aligned", "precedent")
+OPTIONAL = ("precedent",)  # features a question may lack (``AnswerModel.fallback`` decides without them)
 SEEDS = (0, 1, 2)  # repeats of the k-fold split: out-of-fold probabilities averaged over them
 FOLDS = 5
 C = 1.0  # inverse L2 strength (scikit-learn's default): no search, so nothing is tuned on the test folds
@@ -51,10 +58,21 @@ class AnswerModel:
     threshold: float  # answer when the probability is at least this
     embedder: str  # the embedding model the cosine features came from
     about: dict[str, Any] = field(default_factory=dict)  # how it was fitted, and what it measured
+    fallback: AnswerModel | None = None  # the same fitting without the ``OPTIONAL`` features
+
+    def for_values(self, values: Mapping[str, float]) -> AnswerModel:
+        """The model that reads exactly what ``values`` has: this one, or its fallback when an optional
+        feature is missing. Without a fallback (a model file of before) ``probability`` takes a missing
+        feature at its mean (no evidence either way)."""
+        if self.fallback is not None and any(f not in values for f in self.features):
+            return self.fallback.for_values(values)
+        return self
 
     def probability(self, values: Mapping[str, float]) -> float:
+        """Of the features this model reads; one missing from ``values`` is taken at its mean (``for_values``
+        first finds the model fitted without it)."""
         z = self.intercept + sum(w * (values[f] - m) / s for f, m, s, w in
-                                 zip(self.features, self.mean, self.scale, self.weights, strict=True))
+                                 zip(self.features, self.mean, self.scale, self.weights, strict=True) if f in values)
         return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
 
     def answers(self, values: Mapping[str, float]) -> bool:
@@ -67,8 +85,21 @@ class AnswerModel:
         except (OSError, ValueError) as exc:
             raise KnowledgeBaseError(f"answerability model {path} unreadable ({exc}); write it with "
                                      "`python -m evals.bench_retrieval --fit`") from exc
-        return cls(tuple(data["features"]), tuple(data["mean"]), tuple(data["scale"]), tuple(data["weights"]),
-                   float(data["intercept"]), float(data["threshold"]), str(data["embedder"]), data.get("about", {}))
+        try:
+            return cls.from_dict(data)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise KnowledgeBaseError(f"answerability model {path} malformed ({exc!r}); write it with "
+                                     "`python -m evals.bench_retrieval --fit`") from exc
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AnswerModel:
+        fallback = data.get("fallback")
+        model = cls(tuple(data["features"]), tuple(data["mean"]), tuple(data["scale"]), tuple(data["weights"]),
+                    float(data["intercept"]), float(data["threshold"]), str(data["embedder"]), data.get("about", {}),
+                    cls.from_dict(fallback) if fallback else None)
+        if not len(model.features) == len(model.mean) == len(model.scale) == len(model.weights):
+            raise ValueError("features, mean, scale and weights differ in length")
+        return model
 
     def save(self, path: Path = MODEL_FILE) -> None:
         data = asdict(self)
@@ -126,15 +157,26 @@ def _floored(probability: np.ndarray, rows: Sequence[Mapping[str, float]], floor
 
 
 def fit(rows: Sequence[Mapping[str, float]], answerable: Sequence[bool], embedder: str, target: float = 0.9,
-        floor: float = 0.0, features: Sequence[str] = FEATURES, about: dict[str, Any] | None = None) -> AnswerModel:
+        floor: float = 0.0, features: Sequence[str] = FEATURES, about: dict[str, Any] | None = None,
+        fallback_target: float | None = None) -> AnswerModel:
     """Weights on all the questions; the threshold on their out-of-fold probabilities (see the module doc),
-    counting the questions under the cosine ``floor`` as declined (the rule declines them first)."""
+    counting the questions under the cosine ``floor`` as declined (the rule declines them first). When
+    ``features`` has optional ones, the ``fallback`` is fitted the same way without them, its threshold
+    declining ``fallback_target`` (default ``target``) of the unanswerable questions, and cross-validated
+    (its ``about``)."""
     x, y = _matrix(rows, features), np.asarray(answerable, dtype=bool)
     threshold = lowest_threshold(_floored(out_of_fold(x, y), rows, floor), y, target)
     mean, scale, weights, intercept = _fit_weights(x, y)
+    fallback = None
+    required = [f for f in features if f not in OPTIONAL]
+    if len(required) < len(features):
+        aim = target if fallback_target is None else fallback_target
+        fallback = fit(rows, answerable, embedder, aim, floor, required, about={
+            "without": [f for f in features if f in OPTIONAL], "target": aim,
+            "cross_validation": cross_validate(rows, answerable, aim, floor, required)})
     return AnswerModel(tuple(features), tuple(round(float(v), 6) for v in mean),
                        tuple(round(float(v), 6) for v in scale), tuple(round(float(v), 6) for v in weights),
-                       round(intercept, 6), round(threshold, 6), embedder, dict(about or {}))
+                       round(intercept, 6), round(threshold, 6), embedder, dict(about or {}), fallback)
 
 
 def cross_validate(rows: Sequence[Mapping[str, float]], answerable: Sequence[bool], target: float = 0.9,

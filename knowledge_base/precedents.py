@@ -11,15 +11,20 @@ A question is never its own precedent: a labelled question with the same words (
 punctuation aside) is left out, so the labelled questions are scored as the model was fitted
 (leave-one-out) and a shopper typing one of them word for word gets the same treatment as any other
 wording. With no labelled
-questions of either kind the score is 0 (no evidence). The questions are embedded once per embedder,
+questions of either kind there is no score (None: no evidence, and the answerability model's fallback,
+fitted without this feature, decides). The questions are embedded once per embedder,
 on first use (``warm``: at server start), and kept.
 
 Labels go stale when the help centre changes: "do you offer gift wrapping" is a known gap until a shop
-writes a gift wrapping article. So the bundled precedents know the chunks they were labelled against
-(the repo's articles, versioned with the questions): when any of a question's hits is a chunk they do
-not know (a new or edited article, an imported FAQ pair), the score is 0 and the passages alone decide.
-A shop with its own articles points the ``retrieval_precedents`` setting at its own labelled questions
-(same format; taken as written for the articles indexed now) or turns them off ("none").
+writes about gift wrapping. So the bundled precedents know the sections they were labelled against
+(article id and heading, of the repo's articles, versioned with the questions): when any of a
+question's hits is from a section they do not know (a new article or a new section, an imported FAQ
+pair), there is no score and the passages alone decide (the answerability model's fallback,
+knowledge_base/answer_model.py). An edited section keeps its article and heading, so changing "30 days"
+to "14 days" keeps the precedents (a new topic written into an old section does not silence them: the
+one case this misses). A shop with its own articles points the ``retrieval_precedents`` setting at its
+own labelled questions (same format; taken as written for the articles indexed now) or turns them off
+("none").
 """
 
 from __future__ import annotations
@@ -46,10 +51,12 @@ def _key(text: str) -> str:
 
 
 class Precedents:
-    """``known_chunks``: the chunk ids the questions were labelled against (None: whatever is indexed)."""
+    """``known_sections``: the (article id, section heading) pairs the questions were labelled against
+    (None: whatever is indexed)."""
 
-    def __init__(self, questions: Sequence[LabelledQuestion], known_chunks: frozenset[str] | None = None) -> None:
-        self.known_chunks = known_chunks
+    def __init__(self, questions: Sequence[LabelledQuestion],
+                 known_sections: frozenset[tuple[str, str]] | None = None) -> None:
+        self.known_sections = known_sections
         self.texts = [q.text for q in questions]
         self.answerable = np.array([q.answerable for q in questions], dtype=bool)
         self._keys = np.array([_key(t) for t in self.texts], dtype=object)
@@ -69,13 +76,14 @@ class Precedents:
             return found
 
     def score(self, embedder: Embedder, question: str, question_vector: np.ndarray | None = None,
-              hits: Sequence[object] = ()) -> float:
-        """Best cosine with an answerable precedent minus best with an unanswerable one; 0 (no evidence)
-        without precedents of both kinds, or when a hit is a chunk they were not labelled against."""
+              hits: Sequence[object] = ()) -> float | None:
+        """Best cosine with an answerable precedent minus best with an unanswerable one; None (no evidence)
+        without precedents of both kinds, or when a hit is from a section they were not labelled against."""
         if not self.answerable.any() or self.answerable.all():
-            return 0.0
-        if self.known_chunks is not None and any(getattr(h, "chunk_id", None) not in self.known_chunks for h in hits):
-            return 0.0
+            return None
+        if self.known_sections is not None and any(
+                (getattr(h, "doc_id", None), getattr(h, "section", None)) not in self.known_sections for h in hits):
+            return None
         vectors = self.warm(embedder)
         if question_vector is None:
             question_vector = embedder.embed([question])[0]
@@ -83,7 +91,7 @@ class Precedents:
         other = self._keys != _key(question)
         yes, no = other & self.answerable, other & ~self.answerable
         if not yes.any() or not no.any():
-            return 0.0
+            return None
         return float(similarity[yes].max() - similarity[no].max())
 
 
@@ -98,5 +106,5 @@ def load_precedents(setting: str = "") -> Precedents | None:
     if not folder.is_dir():
         raise KnowledgeBaseError(f"retrieval_precedents: {folder} is not a folder of labelled questions "
                                  f"(*.yaml); use \"\" for the bundled ones or \"{OFF}\" for none")
-    known = frozenset(c.id for c in load_chunks(DOCS_DIR)) if not setting else None
+    known = frozenset((c.doc_id, c.section) for c in load_chunks(DOCS_DIR)) if not setting else None
     return Precedents(load_questions(folder), known)

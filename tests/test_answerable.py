@@ -4,6 +4,7 @@ hits, a hand-made model and the hashing embedder."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from types import SimpleNamespace
 
@@ -12,7 +13,7 @@ import pytest
 
 from app.config import load_settings
 from app.errors import ConfigError
-from knowledge_base.answer_model import FEATURES, MODEL_FILE, AnswerModel
+from knowledge_base.answer_model import FEATURES, MODEL_FILE, AnswerModel, fit
 from knowledge_base.answerable import (
     AnswerRule,
     SentenceSimilarity,
@@ -118,7 +119,7 @@ def test_above_the_floor_the_model_weighs_cosine_sentence_and_missing_words():
     rule = AnswerRule(0.3, MODEL)
     covered = rule.decide("can i return earbuds", [hit(0.5)], NamedSentences(0.6))  # return, earbud: in the passage
     assert (covered.answerable, covered.reason) == (True, "model")
-    assert covered.features == {"similarity": 0.5, "sentence": 0.6, "missing": 0.0, "aligned": 0.5, "precedent": 0.0}
+    assert covered.features == {"similarity": 0.5, "sentence": 0.6, "missing": 0.0, "aligned": 0.5}  # no precedents
     assert covered.probability == pytest.approx(MODEL.probability(covered.features))
     # the same cosines, but the question's words are nowhere in the passage: a near miss
     near_miss = rule.decide("how do i clean a wool sweater", [hit(0.5)], NamedSentences(0.6))
@@ -266,12 +267,12 @@ def test_precedent_is_the_best_answerable_minus_the_best_unanswerable_match_neve
     assert memory.score(emb, "who founded it") < 0 < memory.score(emb, "do you ship to canada please")
     # a labelled question is not its own precedent (as in fitting: leave-one-out), whatever its case and spaces:
     # without it no unanswerable precedent is left, so no evidence
-    assert memory.score(emb, "Who  founded the SHOP") == 0.0
+    assert memory.score(emb, "Who  founded the SHOP") is None
     assert memory.score(emb, "do you ship to canada") == pytest.approx(float(v[2] @ v[0] - v[1] @ v[0]), abs=1e-6)
     given = emb.embed(["who founded it"])[0]
     assert memory.score(emb, "x", given) == pytest.approx(memory.score(emb, "who founded it"))
-    assert Precedents(_labelled(("a", True))).score(emb, "a b") == 0.0  # one kind only: no evidence
-    assert Precedents([]).score(emb, "a") == 0.0 and len(memory) == 3
+    assert Precedents(_labelled(("a", True))).score(emb, "a b") is None  # one kind only: no evidence
+    assert Precedents([]).score(emb, "a") is None and len(memory) == 3
 
 
 def test_precedents_are_embedded_once_per_embedder():
@@ -294,19 +295,55 @@ def test_precedents_setting_bundled_a_folder_or_none(tmp_path):
     rule = AnswerRule.from_settings(load_settings(retrieval_precedents="none"))
     assert rule.precedents is None and rule == AnswerRule.from_settings(load_settings())  # not compared
     d = AnswerRule(0.3, MODEL).decide("can i return earbuds", [hit(0.5)], NamedSentences(0.6))
-    assert d.features["precedent"] == 0.0  # no precedents: no evidence either way
+    assert "precedent" not in d.features  # no precedents: no evidence either way
 
 
 def test_precedents_are_silent_where_the_help_centre_changed_since_they_were_labelled():
     emb = HashingEmbedder()
     questions = _labelled(("do you ship to canada", True), ("do you offer gift wrapping", False))
-    known = SimpleNamespace(chunk_id="c-shipping")
-    memory = Precedents(questions, known_chunks=frozenset({"c-shipping"}))
+    known = SimpleNamespace(chunk_id="c1", doc_id="shipping", section="Zones")
+    memory = Precedents(questions, known_sections=frozenset({("shipping", "Zones")}))
     assert memory.score(emb, "can you gift wrap it", None, [known]) < 0  # a known gap, nothing new found
-    # a shop wrote a gift wrapping article: its chunk was not there when the question was labelled
-    assert memory.score(emb, "can you gift wrap it", None, [known, SimpleNamespace(chunk_id="c-new")]) == 0.0
-    assert Precedents(questions).score(emb, "can you gift wrap it", None, [SimpleNamespace(chunk_id="c-new")]) < 0
-    # the bundled ones know the repo's articles; "?" and case do not make a labelled question another one
+    # the section was edited (another chunk id, same article and heading): still what was labelled
+    assert memory.score(emb, "can you gift wrap it", None, [SimpleNamespace(chunk_id="c2", doc_id="shipping",
+                                                                            section="Zones")]) < 0
+    # a shop wrote about gift wrapping: a new article, or a new section of an old one
+    for new in (SimpleNamespace(chunk_id="c3", doc_id="gift-wrap", section="Options"),
+                SimpleNamespace(chunk_id="c4", doc_id="shipping", section="Gift wrapping")):
+        assert memory.score(emb, "can you gift wrap it", None, [known, new]) is None
+        assert Precedents(questions).score(emb, "can you gift wrap it", None, [new]) < 0  # own labels: no check
+    # the bundled ones know the repo's sections; "?" and case do not make a labelled question another one
     bundled = load_precedents("")
-    assert bundled.known_chunks == frozenset(c.id for c in load_chunks(DOCS_DIR))
-    assert memory.score(emb, "Do you offer gift-wrapping?") == 0.0  # itself left out: no unanswerable left
+    assert bundled.known_sections == frozenset((c.doc_id, c.section) for c in load_chunks(DOCS_DIR))
+    assert memory.score(emb, "Do you offer gift-wrapping?") is None  # itself left out: no unanswerable left
+
+
+def test_without_a_precedent_the_model_fitted_without_it_decides():
+    """An edited article's chunks are not what the precedents were labelled against: the fallback, fitted
+    without ``precedent``, decides instead of reading a missing precedent as 0 (which is not neutral)."""
+    fallback = AnswerModel(FEATURES[:4], (0.5, 0.5, 0.5, 0.5), (0.1, 0.1, 0.25, 0.1), (1.0, 1.0, -1.0, 1.0), 0.0, 0.4,
+                           "hashing")
+    full = dataclasses.replace(MODEL, mean=(0.5, 0.5, 0.5, 0.5, 0.5), fallback=fallback)
+    values = {"similarity": 0.5, "sentence": 0.5, "missing": 0.5, "aligned": 0.49}
+    assert full.for_values(values) is fallback and full.for_values({**values, "precedent": 0.1}) is full
+    assert fallback.answers(values)  # 0.475 >= 0.4
+    assert not full.answers({**values, "precedent": 0.0})  # 0 is far below the precedent's mean of 0.5
+    d = AnswerRule(0.3, full).decide("can i return earbuds", [hit(0.5)], NamedSentences(0.5, alignment=0.49))
+    assert (d.answerable, d.threshold, "precedent" in d.features) == (True, 0.4, False)
+    assert MODEL.for_values(values) is MODEL  # a model file without a fallback: the missing one at its mean
+    assert MODEL.probability(values) == pytest.approx(MODEL.probability({**values, "precedent": MODEL.mean[4]}))
+
+
+def test_fitting_gives_a_fallback_without_the_optional_features_and_both_survive_the_file(tmp_path):
+    rng = np.random.default_rng(0)
+    labels = [bool(i % 3) for i in range(90)]
+    rows = [{f: float(rng.normal(0.6 if ok else 0.4, 0.1)) for f in FEATURES} for ok in labels]
+    model = fit(rows, labels, "hashing", target=0.9, floor=0.0)
+    assert model.features == FEATURES and model.fallback.features == FEATURES[:4]
+    assert model.fallback.fallback is None and "cross_validation" in model.fallback.about
+    model.save(tmp_path / "m.json")
+    assert AnswerModel.load(tmp_path / "m.json") == model
+    (tmp_path / "bad.json").write_text('{"features": ["a", "b"], "mean": [0], "scale": [1], "weights": [1], '
+                                       '"intercept": 0, "threshold": 0.5, "embedder": "x"}')
+    with pytest.raises(KnowledgeBaseError, match="malformed"):
+        AnswerModel.load(tmp_path / "bad.json")
