@@ -8,6 +8,7 @@ false declines than the cosine floor alone at the same decline rate, and most of
 
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from app.factory import faq_retriever
@@ -56,7 +57,7 @@ def test_the_rule_declines_most_unanswerable_questions_with_fewer_false_declines
     unanswerable = [d for d, q in zip(declined, QUESTIONS, strict=True) if not q.answerable]
     answerable = [d for d, q in zip(declined, QUESTIONS, strict=True) if q.answerable]
     rates = (sum(unanswerable) / len(unanswerable), sum(answerable) / len(answerable))
-    # measured 0.912 / 0.102 (5-fold cross-validated 0.892 / 0.107; fitted with --target 0.9)
+    # measured 0.913 / 0.083 on 275 + 432 (5-fold cross-validated 0.897 / 0.088; fitted with --target 0.9)
     assert rates[0] >= 0.88 and rates[1] <= 0.13, rates
     signal = [relevance(h, top_k) for h in results["fused"]]
     pos = [s for s, q in zip(signal, QUESTIONS, strict=True) if q.answerable]
@@ -68,10 +69,10 @@ def test_the_rule_declines_most_unanswerable_questions_with_fewer_false_declines
     held = [not rule.decide(q.text, h, sentences, None, vocab).answerable for q, h in zip(heldout, hits, strict=True)]
     held_un = [d for d, q in zip(held, heldout, strict=True) if not q.answerable]
     held_ans = [d for d, q in zip(held, heldout, strict=True) if q.answerable]
-    # measured: unanswerable 146 of 180 declined (61 of the first 70, 44 of blind2's 60, 41 of blind3's 50),
-    # answerable 10 of 150 wrongly declined (3 + 3 + 4); out of sample, short of the 90% goal (issue 6)
-    assert len(held_un) == 180 and len(held_ans) == 150
-    assert sum(held_un) / len(held_un) >= 0.78 and sum(held_ans) / len(held_ans) <= 0.1, (held_un, held_ans)
+    # blind4 and blind5, written after blind1-3 went into the training questions: unanswerable 76 of 95
+    # declined (36 + 40), answerable 4 of 99 wrongly declined (2 + 2); short of the 90% goal (issue 6)
+    assert len(held_un) == 95 and len(held_ans) == 99
+    assert sum(held_un) / len(held_un) >= 0.78 and sum(held_ans) / len(held_ans) <= 0.08, (held_un, held_ans)
 
 
 def test_the_handler_declines_exactly_when_the_rule_does(real_settings, real_models):
@@ -100,3 +101,17 @@ def test_word_alignment_reads_each_word_in_its_sentence(real_models):
     venmo = sentences.aligned("do you take venmo", [pay], None)
     assert paypal > venmo + 0.3, (paypal, venmo)  # measured 0.65 / 0.08
     assert sentences.aligned("do u take paypall", [pay], None) > venmo + 0.3  # a typo of a word used counts as found
+
+
+def test_the_remembered_embedding_of_a_message_is_the_models_own(real_models):
+    """The app's embedder (RecentEmbeddings over MiniLM) gives the vectors MiniLM's own ``embed`` gives, in
+    batches of mixed lengths (padding) and one text at a time, and its second answer is the remembered one."""
+    emb = real_models.embedder
+    texts = ["hi", "do you ship to canada", "how do i return a pair of shoes that do not fit me at all"]
+    emb.forget()
+    direct = emb.inner.embed(texts)
+    np.testing.assert_allclose(emb.embed(texts), direct, atol=1e-5)
+    np.testing.assert_allclose(emb.embed(texts[1:2]), direct[1:2], atol=1e-5)
+    (words,) = emb.embed_words(texts[1:2])
+    assert words.words == ("do", "you", "ship", "to", "canada")
+    assert emb.embed_words(texts[1:2])[0] is words

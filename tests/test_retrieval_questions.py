@@ -7,10 +7,11 @@ import pytest
 import yaml
 
 from knowledge_base.errors import KnowledgeBaseError
-from knowledge_base.labelled import load_questions
+from knowledge_base.labelled import QUESTIONS_DIR, load_questions
 from knowledge_base.loader import load_articles
 
 QUESTIONS = load_questions()
+HELDOUT = load_questions(QUESTIONS_DIR.parent / "questions_heldout")
 ARTICLES = {a.id: a for a in load_articles()}
 
 
@@ -31,6 +32,15 @@ def test_labels_name_existing_articles_and_questions_do_not_repeat():
         assert len(set(q.docs)) == len(q.docs), q.source
     repeated = [t for t, n in Counter(" ".join(_words(q.text)) for q in QUESTIONS).items() if n > 1]
     assert not repeated
+
+
+def test_held_out_questions_are_valid_and_none_is_a_training_question():
+    """The out-of-sample check would not be one if a held-out question were also learned from."""
+    trained = {" ".join(_words(q.text)) for q in QUESTIONS}
+    assert len(HELDOUT) >= 100 and {q.answerable for q in HELDOUT} == {True, False}
+    for q in HELDOUT:
+        assert set(q.docs) <= set(ARTICLES), (q.source, set(q.docs) - set(ARTICLES))
+        assert " ".join(_words(q.text)) not in trained, q.text
 
 
 def test_questions_are_not_copied_from_the_articles():
