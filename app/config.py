@@ -43,9 +43,11 @@ class Settings:
     device: str = "auto"  # auto | cpu | cuda
     # auto: CUDA bfloat16, CPU int8 weights (fastest measured by `shopdesk bench`) | bfloat16 | float32 | float16 | int8
     dtype: str = "auto"
-    # torch threads of the process (set when the local generator loads). 1 on purpose: on 2 shared cores two
+    # torch threads of a turn's model work: the local generator's decoding, and embedding a message
+    # (knowledge_base/embedder.py; indexing and training use every core). 1 on purpose: on 2 shared cores two
     # threads decoded 1.5x faster while the other core was idle but 2-25x slower while it was busy (OpenMP
-    # threads wait for each other); one thread held ~44 tokens/s (int8). 0: one per core, for a box of its own
+    # threads wait for each other); one thread held ~44 tokens/s (int8), and embedded a message as fast as
+    # two on an idle machine and 2-7x faster on a busy one. 0: one per core, for a box of its own
     threads: int = 1
     max_new_tokens: int = 60
     generation_time_budget_s: float = 4.0

@@ -70,7 +70,8 @@ def limit_lock_wait(engine: Engine, seconds: float) -> None:
 def embedder(settings: Settings, mode: Mode = Mode()) -> Embedder:
     if mode.fake_models:
         return HashingEmbedder()
-    return RecentEmbeddings(SentenceTransformerEmbedder(settings.embedding_model, device=settings.device))
+    return RecentEmbeddings(SentenceTransformerEmbedder(settings.embedding_model, device=settings.device,
+                                                        query_threads=settings.threads))
 
 
 def faq_index(settings: Settings, emb: Embedder) -> ChromaIndex:

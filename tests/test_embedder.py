@@ -82,3 +82,40 @@ def test_remembered_vectors_are_read_only():
         words.word_vectors[0, 0] = 1.0
     emb.embed(["return my shoes"])[0, 0] = 1.0  # embed hands out a copy: the caller may change it
     np.testing.assert_allclose(emb.embed(["return my shoes"]), HashingEmbedder().embed(["return my shoes"]))
+
+
+def test_a_message_is_embedded_with_the_turn_threads_in_its_own_thread_only():
+    """Torch (OpenMP) threads are counted per thread: the request thread embedding a message on one thread
+    leaves every other thread's count (the generator's) alone, and its own is restored afterwards."""
+    import threading
+
+    import torch
+
+    from knowledge_base.embedder import _torch_threads
+
+    before = torch.get_num_threads()
+    inside, entered, leave = {}, threading.Event(), threading.Event()
+
+    def request():
+        with _torch_threads(1):
+            inside["count"] = torch.get_num_threads()
+            entered.set()
+            leave.wait(10)
+        inside["after"] = torch.get_num_threads()
+
+    worker = threading.Thread(target=request)
+    worker.start()
+    entered.wait(10)
+    assert torch.get_num_threads() == before  # another thread meanwhile
+    leave.set()
+    worker.join(10)
+    assert inside["count"] == 1 and inside["after"] == before
+
+
+def test_the_app_embedder_remembers_messages_and_uses_the_threads_setting():
+    from app.config import load_settings
+    from app.factory import Mode, embedder
+
+    emb = embedder(load_settings(threads=1))  # nothing loads until the first text
+    assert isinstance(emb, RecentEmbeddings) and emb.inner.query_threads == 1
+    assert isinstance(embedder(load_settings(), Mode(fake_models=True)), HashingEmbedder)
