@@ -74,7 +74,9 @@ def answerability_line(a: dict[str, Any]) -> str:
         return f"{verdict} ({a.get('reason')}): best cosine {a.get('similarity'):.2f}"
     features = ", ".join(f"{k} {v:.2f}" for k, v in (a.get("features") or {}).items())
     sign = ">=" if a.get("answerable") else "<"
-    return f"{verdict}: probability {a['probability']:.2f} {sign} {a['threshold']:.2f} ({features})"
+    # precedents are silent on sections written after they were labelled (knowledge_base/precedents.py)
+    silent = "" if "precedent" in (a.get("features") or {}) else "; no precedent for these passages"
+    return f"{verdict}: probability {a['probability']:.2f} {sign} {a['threshold']:.2f} ({features}){silent}"
 
 
 def passage_rows(reply: Reply) -> list[list[Any]]:

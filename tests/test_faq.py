@@ -120,6 +120,7 @@ def test_from_settings_applies_the_learned_rule_with_the_embedder_it_was_fitted_
         assert set(a["features"]) == set(FEATURES) - {"precedent"} and (a["probability"] >= 0.5) == verdict
     assert summary_markdown(Reply("s", "t", "faq.x", 0.9, "faq", answerability=near_miss.answerability)).count(
         f"**Answerability** declined: probability {near_miss.answerability['probability']:.2f} < 0.50 (similarity") == 1
+    assert "no precedent for these passages" in answerability_line(near_miss.answerability)
     # without the embedder (no sentence check), the floor alone: the near miss would be answered
     assert FaqHandler.from_settings(retriever, s).handle("how do i clean a wool sweater").kind == "faq_answer"
 
