@@ -255,9 +255,9 @@ def latency(settings: Any, emb: Any, index: Any, retrievers: dict[str, Any], rul
     # every timing embeds the question afresh: the embedder forgets the messages it embedded lately
     # (knowledge_base/embedder.py, RecentEmbeddings) before each call, unless said otherwise
     forget = getattr(emb, "forget", None)
-    cold = (lambda _q: forget()) if forget is not None else None
+    unembedded = (lambda _q: forget()) if forget is not None else None
     for name, retriever in (("fused", app_retriever), ("dense", retrievers["dense"]), ("bm25", retrievers["bm25"])):
-        out[name] = _stats(*timed(lambda q, r=retriever: r.search(q, top_k), texts, repeats=2, before=cold))
+        out[name] = _stats(*timed(lambda q, r=retriever: r.search(q, top_k), texts, repeats=2, before=unembedded))
     # the rule's own cost on the app's hits: tokenizing, embedding the question, and (once per passage, then
     # kept) the passages' sentences. Cold: a fresh process, nothing embedded yet; warm: the same questions
     # again. "faq": retrieval and decision together as the FAQ handler runs them (one embedding of the
@@ -267,10 +267,10 @@ def latency(settings: Any, emb: Any, index: Any, retrievers: dict[str, Any], rul
     content_terms.cache_clear()
     fresh = SentenceSimilarity(emb)
     decide = lambda q: rule.decide(q, top_hits[q], fresh, None, vocab)  # noqa: E731
-    out["decide_cold"] = _stats(*timed(decide, texts, before=cold), digits=3)
-    out["decide_warm"] = _stats(*timed(decide, texts, before=cold), digits=3)
+    out["decide_cold"] = _stats(*timed(decide, texts, before=unembedded), digits=3)
+    out["decide_warm"] = _stats(*timed(decide, texts, before=unembedded), digits=3)
     faq = lambda q: rule.decide(q, app_retriever.search(q, top_k), fresh, query_vector(app_retriever, q), vocab)  # noqa: E731
-    out["faq"] = _stats(*timed(faq, texts, repeats=2, before=cold))
+    out["faq"] = _stats(*timed(faq, texts, repeats=2, before=unembedded))
     if forget is not None:
         out["faq_after_classify"] = _stats(*timed(faq, texts, repeats=2,
                                                   before=lambda q: (forget(), emb.embed([q]))))

@@ -69,10 +69,11 @@ class AnswerModel:
         return self
 
     def probability(self, values: Mapping[str, float]) -> float:
-        """Of the features this model reads; one missing from ``values`` is taken at its mean (``for_values``
-        first finds the model fitted without it)."""
+        """Of the features this model reads; an ``OPTIONAL`` one missing from ``values`` is taken at its mean
+        (``for_values`` first finds the model fitted without it), a missing required one is an error."""
         z = self.intercept + sum(w * (values[f] - m) / s for f, m, s, w in
-                                 zip(self.features, self.mean, self.scale, self.weights, strict=True) if f in values)
+                                 zip(self.features, self.mean, self.scale, self.weights, strict=True)
+                                 if f in values or f not in OPTIONAL)
         return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
 
     def answers(self, values: Mapping[str, float]) -> bool:

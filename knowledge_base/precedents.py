@@ -10,10 +10,9 @@ cosines say. ``Precedents.score`` is that signal, the answerability model's ``pr
 A question is never its own precedent: a labelled question with the same words (case, spaces and
 punctuation aside) is left out, so the labelled questions are scored as the model was fitted
 (leave-one-out) and a shopper typing one of them word for word gets the same treatment as any other
-wording. With no labelled
-questions of either kind there is no score (None: no evidence, and the answerability model's fallback,
-fitted without this feature, decides). The questions are embedded once per embedder,
-on first use (``warm``: at server start), and kept.
+wording. With no labelled questions of either kind there is no score (None: no evidence, and the
+answerability model's fallback, fitted without this feature, decides). The questions are embedded once
+per embedder, on first use (``warm``: at server start), and kept.
 
 Labels go stale when the help centre changes: "do you offer gift wrapping" is a known gap until a shop
 writes about gift wrapping. So the bundled precedents know the sections they were labelled against

@@ -332,6 +332,8 @@ def test_without_a_precedent_the_model_fitted_without_it_decides():
     assert (d.answerable, d.threshold, "precedent" in d.features) == (True, 0.4, False)
     assert MODEL.for_values(values) is MODEL  # a model file without a fallback: the missing one at its mean
     assert MODEL.probability(values) == pytest.approx(MODEL.probability({**values, "precedent": MODEL.mean[4]}))
+    with pytest.raises(KeyError):  # only an optional feature may be missing
+        MODEL.probability({k: v for k, v in values.items() if k != "aligned"})
 
 
 def test_fitting_gives_a_fallback_without_the_optional_features_and_both_survive_the_file(tmp_path):
