@@ -149,17 +149,7 @@ def run(settings: Any, mode: Any, questions: list[LabelledQuestion], floors: Seq
         heldout: Sequence[LabelledQuestion] = (), fit_to: Path | None = None, target: float = TARGET,
         fallback_target: float = FALLBACK_TARGET) -> dict[str, Any]:
     """``fit_to``: fit the answerability model on ``questions`` first and write it there (then measured)."""
-    from app.factory import embedder, faq_index, faq_retriever
-    from knowledge_base.loader import DOCS_DIR, load_chunks
-    from knowledge_base.retriever import DenseRetriever, LexicalRetriever
-
-    emb = embedder(settings, mode)
-    index = faq_index(settings, emb)
-    started = time.perf_counter()
-    index.sync(load_chunks(DOCS_DIR), emb)
-    index_s = time.perf_counter() - started
-    retrievers = {"dense": DenseRetriever(index, emb), "bm25": LexicalRetriever(index),
-                  "fused": faq_retriever(settings.replace(retrieval_mode="hybrid"), emb, index)}
+    emb, index, retrievers, index_s = build_retrievers(settings, mode)
     answerable = [q for q in questions if q.answerable]
     report: dict[str, Any] = {"questions": {"answerable": len(answerable),
                                             "unanswerable": len(questions) - len(answerable)},
@@ -225,6 +215,23 @@ def run(settings: Any, mode: Any, questions: list[LabelledQuestion], floors: Seq
                               if not q.answerable and d.answerable]
     report["latency"] = latency(settings, emb, index, retrievers, rule, questions, top)
     return report
+
+
+def build_retrievers(settings: Any, mode: Any) -> tuple[Any, Any, dict[str, Any], float]:
+    """The embedder, an index of the repo's articles (built in ``settings.data_dir``), the dense, BM25 and
+    fused retrievers over it, and the seconds indexing took."""
+    from app.factory import embedder, faq_index, faq_retriever
+    from knowledge_base.loader import DOCS_DIR, load_chunks
+    from knowledge_base.retriever import DenseRetriever, LexicalRetriever
+
+    emb = embedder(settings, mode)
+    index = faq_index(settings, emb)
+    started = time.perf_counter()
+    index.sync(load_chunks(DOCS_DIR), emb)
+    index_s = time.perf_counter() - started
+    retrievers = {"dense": DenseRetriever(index, emb), "bm25": LexicalRetriever(index),
+                  "fused": faq_retriever(settings.replace(retrieval_mode="hybrid"), emb, index)}
+    return emb, index, retrievers, index_s
 
 
 def heldout_rates(rule: AnswerRule, retriever: Any, heldout: Sequence[LabelledQuestion], top_k: int,

@@ -87,3 +87,29 @@ def rates_png(groups: dict[str, dict[str, Any]], title: str) -> bytes:
     ax.set_axisbelow(True)
     ax.set_title(title, fontsize=11, color=INK)
     return _png(fig)
+
+
+def learning_curve_png(points: Sequence[dict[str, Any]], target: float) -> bytes:
+    """The answerability rule against how many labelled questions it learned from: the share of held-out
+    unanswerable questions declined and of held-out answerable ones wrongly declined (solid), the same
+    cross-validated on the labelled questions (dashed), and the goal."""
+    fig = _figure(6.4, 3.4)
+    ax = fig.add_subplot()
+    n = [p["questions"] for p in points]
+    for key, colour, label in (("declined_unanswerable", GOOD, "unanswerable declined"),
+                               ("false_declines", BAD, "answerable wrongly declined")):
+        ax.plot(n, [p["heldout"][key] for p in points], color=colour, marker="o", label=f"held out: {label}")
+        ax.plot(n, [p["cross_validation"][key] for p in points], color=colour, linestyle="--", marker=".",
+                alpha=0.7, label=f"cross-validated: {label}")
+    ax.axhline(target, color=INK, linestyle=":", linewidth=1, label=f"goal {target:.0%} declined")
+    for p in points:
+        ax.annotate(p["sets"][-1], (p["questions"], p["heldout"]["declined_unanswerable"]),
+                    textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7, color=INK)
+    ax.set_ylim(0, 1.05)
+    ax.set_yticks([0, 0.25, 0.5, 0.75, 0.9, 1.0], ["0%", "25%", "50%", "75%", "90%", "100%"], fontsize=8)
+    ax.set_xlabel("labelled questions learned from (writer sets added left to right)", color=INK)
+    ax.grid(color=GRID)
+    ax.set_axisbelow(True)
+    ax.legend(frameon=False, fontsize=7, loc="center right")
+    ax.set_title("Answerability rule: more labelled questions", fontsize=11, color=INK)
+    return _png(fig)

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from evals import learning_curve
 from evals.bench_retrieval import (
     decline_rates,
     doc_ranking,
@@ -18,6 +19,7 @@ from evals.bench_retrieval import (
     two_fold_floor,
 )
 from knowledge_base import answer_model
+from knowledge_base.labelled import LabelledQuestion, load_questions
 
 
 def test_ranking_metrics_by_hand():
@@ -121,3 +123,34 @@ def test_fit_with_the_fakes_writes_a_model_that_then_decides(tmp_path):
     assert report["cross_validation"] == fitted.about["cross_validation"]
     with pytest.raises(SystemExit):
         main(["--fake-models", "--fit"])  # would overwrite the bundled MiniLM model with a fake's
+
+    # the learning curve's last point is this same fitting on all the labelled questions, measured alike
+    curve_out = tmp_path / "curve.json"
+    assert learning_curve.main(["--fake-models", "--no-progress", "--json", str(curve_out)]) == 0
+    curve = json.loads(curve_out.read_text())
+    points, sets = curve["points"], learning_curve.writer_sets(load_questions())
+    assert [p["sets"] for p in points] == [sets[:k] for k in range(1, len(sets) + 1)]
+    assert [p["questions"] for p in points] == sorted({p["questions"] for p in points})  # grows with each set
+    last = points[-1]
+    assert last["questions"] == sum(report["questions"].values())
+    # two indexes of the same articles: Chroma's approximate search may order a near tie the other way, so
+    # the threshold moves in its third digit (measured 0.0331 / 0.0333) and a held-out question may flip
+    assert last["cross_validation"]["folds"] == report["cross_validation"]["folds"]
+    for key in ("declined_unanswerable", "false_declines"):
+        assert last["cross_validation"][key] == pytest.approx(report["cross_validation"][key], abs=0.01)
+        assert last["heldout"][key] == pytest.approx(report["heldout"][key], abs=0.01)
+    assert last["threshold"] == pytest.approx(fitted.threshold, rel=0.02)
+    held = last["heldout"]
+    assert held["unanswerable"] + held["answerable"] == report["heldout"]["n"]
+    assert curve_out.with_suffix(".png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_writer_sets_start_with_the_first_and_follow_the_file_names():
+    def q(source: str) -> LabelledQuestion:
+        return LabelledQuestion("x", (), f"{source} item 1")
+
+    questions = [q("blind2_unanswerable.yaml"), q("answerable.yaml"), q("blind10_answerable.yaml"),
+                 q("unanswerable.yaml"), q("blind2_answerable.yaml")]
+    assert [learning_curve.writer_set(x) for x in questions] == ["blind2", "first", "blind10", "first", "blind2"]
+    assert learning_curve.writer_sets(questions) == ["first", "blind2", "blind10"]
+    assert learning_curve.writer_sets(load_questions())[0] == "first"

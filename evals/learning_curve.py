@@ -1,0 +1,150 @@
+"""Learning curve of the FAQ answerability rule: would more labelled shopper questions help?
+
+    python -m evals.learning_curve [--json FILE] [--png FILE] [--fake-models] [--target 0.9]
+
+The labelled questions (knowledge_base/questions) come in sets, one per writer: ``answerable.yaml`` and
+``unanswerable.yaml`` the first, then ``blind1_*``, ``blind2_*``, ... written later by people who saw
+only the articles. The rule is fitted as ``python -m evals.bench_retrieval --fit`` fits the bundled one
+(knowledge_base/answer_model.py), with those questions alone as its precedents, on the first set, then
+the first two, and so on; each is measured on the held-out questions (knowledge_base/questions_heldout,
+never learned from) and by cross-validation. The last point is the bundled rule's procedure on all the
+questions. Prints a table and writes a JSON report and a chart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from evals.bench_retrieval import DEPTH, FALLBACK_TARGET, HELDOUT_DIR, TARGET, build_retrievers
+from knowledge_base import answer_model
+from knowledge_base.answerable import AnswerRule, SentenceSimilarity, evidence, vocabulary
+from knowledge_base.labelled import LabelledQuestion, load_questions
+from knowledge_base.loader import DOCS_DIR, load_chunks
+from knowledge_base.precedents import Precedents
+
+FIRST = "first"  # the set of the un-prefixed files (answerable.yaml, unanswerable.yaml)
+
+
+def writer_set(question: LabelledQuestion) -> str:
+    """``blind2`` for a question of blind2_answerable.yaml; ``first`` for one of answerable.yaml."""
+    stem = question.source.split()[0].removesuffix(".yaml")
+    return stem.split("_")[0] if "_" in stem else FIRST
+
+
+def writer_sets(questions: Sequence[LabelledQuestion]) -> list[str]:
+    """The sets in the order they were written: the first, then the others by name, numbers read as numbers
+    (blind2 before blind10)."""
+    names = {writer_set(q) for q in questions}
+    return [FIRST] * (FIRST in names) + sorted(names - {FIRST}, key=_natural)
+
+
+def _natural(name: str) -> list[Any]:
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name)]
+
+
+def _count(declined: Sequence[bool], labels: Sequence[bool]) -> dict[str, Any]:
+    un = [d for d, a in zip(declined, labels, strict=True) if not a]
+    ans = [d for d, a in zip(declined, labels, strict=True) if a]
+    return {"unanswerable": len(un), "declined": sum(un), "answerable": len(ans), "wrongly_declined": sum(ans),
+            "declined_unanswerable": round(sum(un) / max(1, len(un)), 4),
+            "false_declines": round(sum(ans) / max(1, len(ans)), 4)}
+
+
+def curve(settings: Any, mode: Any, questions: Sequence[LabelledQuestion], heldout: Sequence[LabelledQuestion],
+          target: float = TARGET, progress: bool = True) -> dict[str, Any]:
+    from tqdm import tqdm
+
+    emb, _index, retrievers, _ = build_retrievers(settings, mode)
+    fused, top_k, floor = retrievers["fused"], settings.retrieval_top_k, settings.retrieval_min_score
+    vocab, sentences = vocabulary(fused), SentenceSimilarity(emb)
+    known = frozenset((c.doc_id, c.section) for c in load_chunks(DOCS_DIR))  # as the bundled precedents know
+    texts = [q.text for q in questions]  # searched as deep as the benchmark does, then cut to the rule's top k
+    hits = {t: h[:top_k] for t, h in zip(texts, fused.search_batch(texts, DEPTH), strict=True)}
+    held_hits = fused.search_batch([q.text for q in heldout], top_k)
+    held_labels = [q.answerable for q in heldout]
+    sets, points = writer_sets(questions), []
+    total = sum(sum(writer_set(q) in sets[:k] for q in questions) + len(heldout) for k in range(1, len(sets) + 1))
+    with tqdm(total=total, desc="learning curve", unit="question", disable=not progress) as bar:
+        for k in range(1, len(sets) + 1):
+            learned = [q for q in questions if writer_set(q) in sets[:k]]
+            labels = [q.answerable for q in learned]
+            precedents = Precedents(learned, known)
+            rows = []
+            for q in learned:
+                rows.append(evidence(q.text, hits[q.text], sentences, None, vocab, precedents))
+                bar.update()
+            model = answer_model.fit(rows, labels, emb.name, target, floor, fallback_target=FALLBACK_TARGET)
+            rule = AnswerRule(floor, model, precedents)
+            declined = []
+            for q, h in zip(heldout, held_hits, strict=True):
+                declined.append(not rule.decide(q.text, h, sentences, None, vocab).answerable)
+                bar.update()
+            points.append({"sets": sets[:k], "questions": len(learned), "answerable": sum(labels),
+                           "unanswerable": len(labels) - sum(labels), "threshold": model.threshold,
+                           "cross_validation": answer_model.cross_validate(rows, labels, target, floor),
+                           "heldout": _count(declined, held_labels)})
+    return {"embedder": emb.name, "target": target, "floor": floor, "top_k": top_k,
+            "heldout_questions": {"answerable": sum(held_labels), "unanswerable": len(heldout) - sum(held_labels)},
+            "points": points}
+
+
+def print_curve(report: dict[str, Any], out: Any = None) -> None:
+    out = out or sys.stdout
+    h = report["heldout_questions"]
+    out.write(f"answerability rule learning curve ({report['embedder']}; fitted to decline "
+              f"{report['target']:.0%} out of fold; held out: {h['unanswerable']} unanswerable + "
+              f"{h['answerable']} answerable)\n\n")
+    out.write(f"{'sets learned from':<40}{'questions':>10}{'threshold':>10}  {'cross-validated':<17}"
+              f"held out (declined, wrongly declined)\n")
+    for p in report["points"]:
+        cv, ho = p["cross_validation"], p["heldout"]
+        validated = f"{cv['declined_unanswerable']:.1%} / {cv['false_declines']:.1%}"
+        held = (f"{ho['declined']}/{ho['unanswerable']} ({ho['declined_unanswerable']:.1%}), "
+                f"{ho['wrongly_declined']}/{ho['answerable']} ({ho['false_declines']:.1%})")
+        out.write(f"{'+'.join(p['sets']):<40}{p['questions']:>10}{p['threshold']:>10.3f}  {validated:<17}{held}\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import json
+
+    from app.config import load_settings
+    from app.factory import Mode
+    from evals.plots import learning_curve_png
+
+    parser = argparse.ArgumentParser(prog="python -m evals.learning_curve", description=__doc__.split("\n")[0])
+    parser.add_argument("--json", default="test-artifacts/learning_curve.json", help="where to write the report")
+    parser.add_argument("--png", default=None, help="where to write the chart (default: beside --json)")
+    parser.add_argument("--fake-models", action="store_true", help="hashing embedder instead of MiniLM")
+    parser.add_argument("--target", type=float, default=TARGET,
+                        help="share of unanswerable questions each fitted threshold declines out of fold")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    if not 0 < args.target < 1:
+        parser.error("--target must be between 0 and 1")
+    questions, heldout = load_questions(), load_questions(HELDOUT_DIR)
+    if not heldout:
+        parser.error(f"no held-out questions in {HELDOUT_DIR}")
+    with tempfile.TemporaryDirectory(prefix="shopdesk-curve-") as tmp:
+        settings = load_settings(data_dir=tmp, chroma_host="")
+        report = curve(settings, Mode(fake_models=args.fake_models), questions, heldout, args.target,
+                       progress=not args.no_progress)
+    print_curve(report)
+    path = Path(args.json)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    png = Path(args.png) if args.png else path.with_suffix(".png")
+    png.write_bytes(learning_curve_png(report["points"], report["target"]))
+    print(f"\nreport: {path}\nchart: {png}")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as evals.bench_retrieval: before torch loads
+    sys.exit(main())
