@@ -170,7 +170,7 @@ def fit(rows: Sequence[Mapping[str, float]], answerable: Sequence[bool], embedde
     mean, scale, weights, intercept = _fit_weights(x, y)
     fallback = None
     required = [f for f in features if f not in OPTIONAL]
-    if len(required) < len(features):
+    if 0 < len(required) < len(features):  # a model of optional features alone has nothing to fall back on
         aim = target if fallback_target is None else fallback_target
         fallback = fit(rows, answerable, embedder, aim, floor, required, about={
             "without": [f for f in features if f in OPTIONAL], "target": aim,

@@ -345,6 +345,8 @@ def test_fitting_gives_a_fallback_without_the_optional_features_and_both_survive
     assert model.fallback.fallback is None and "cross_validation" in model.fallback.about
     model.save(tmp_path / "m.json")
     assert AnswerModel.load(tmp_path / "m.json") == model
+    alone = fit(rows, labels, "hashing", target=0.9, floor=0.0, features=("precedent",))
+    assert alone.fallback is None and alone.for_values({"similarity": 0.5}) is alone  # nothing to fall back on
     (tmp_path / "bad.json").write_text('{"features": ["a", "b"], "mean": [0], "scale": [1], "weights": [1], '
                                        '"intercept": 0, "threshold": 0.5, "embedder": "x"}')
     with pytest.raises(KnowledgeBaseError, match="malformed"):
