@@ -1,5 +1,6 @@
 """Staff endpoints (``Authorization: Bearer <SHOPDESK_STAFF_TOKEN>``): stats over a period, handoff
-tickets, any session's transcript, and a signed customer token to try the widget as a customer."""
+tickets, any session's transcript, a signed customer token to try the widget as a customer, and labels
+of questions the FAQ answered or declined wrongly (knowledge_base/labels.py)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,21 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.api_deps import ApiContext, staff_only
 from app.stats import sign_customer_token
+from knowledge_base.errors import IndexUnavailableError, KnowledgeBaseError
+from knowledge_base.labels import MAX_TEXT
 
 
 class TokenRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     customer_id: str = Field(min_length=1, max_length=32)
     minutes: int = Field(30, ge=1, le=24 * 60)
+
+
+class FaqLabelRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    question: str = Field(min_length=1, max_length=MAX_TEXT, description="the shopper's question, as asked")
+    answerable: bool = Field(description="true: the help centre answers it; false: it does not, so the assistant "
+                                         "should say it does not know and offer a person")
 
 
 def _naive_utc(moment: datetime | None) -> datetime | None:
@@ -55,5 +65,26 @@ def staff_router(ctx: ApiContext) -> APIRouter:
             raise HTTPException(404, f"no customer {req.customer_id!r}")
         token = sign_customer_token(ctx.settings, req.customer_id, clock.now(), req.minutes)
         return {"customer_token": token, "expires_in_minutes": req.minutes}
+
+    @router.post("/faq-labels", summary="Label a question the FAQ answered or declined wrongly: the assistant "
+                                        "learns it at once (as a labelled question, without refitting)")
+    def faq_label(req: FaqLabelRequest) -> dict[str, Any]:
+        faq = ctx.assistant.c.faq
+        if faq.rule.precedents is None or faq.rule.precedents.store is None:
+            raise HTTPException(409, "labels join the labelled questions, which are turned off "
+                                     "(SHOPDESK_RETRIEVAL_PRECEDENTS=none)")
+        try:
+            label, decision = faq.label(req.question, req.answerable, clock.now().isoformat(timespec="seconds"))
+        except IndexUnavailableError as exc:
+            raise HTTPException(503, f"the FAQ index cannot be searched: {exc}") from exc
+        except KnowledgeBaseError as exc:
+            raise HTTPException(422, str(exc)) from exc
+        return {"label": label.to_dict(), "decision": decision}
+
+    @router.get("/faq-labels", summary="The staff's FAQ labels, oldest first (a later one of the same question wins)")
+    def faq_labels() -> dict[str, Any]:
+        precedents = ctx.assistant.c.faq.rule.precedents
+        store = precedents.store if precedents is not None else None
+        return {"labels": [x.to_dict() for x in store.all()] if store is not None else []}
 
     return router

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any
 
 from app.config import Settings
 from app.schema import Facts, Passage
 from app.text import stems
 from knowledge_base.answerable import AnswerRule, SentenceSimilarity, query_vector, vocabulary
 from knowledge_base.embedder import Embedder
-from knowledge_base.errors import IndexUnavailableError
+from knowledge_base.errors import IndexUnavailableError, KnowledgeBaseError
+from knowledge_base.labels import FaqLabel
 from knowledge_base.retriever import Retriever
 
 ROUTE = "faq"
@@ -74,6 +76,20 @@ class FaqHandler:
         self.retriever.search("shipping", 1)
         if self.rule.precedents is not None and self.sentences is not None and self.rule.applies(self.sentences):
             self.rule.precedents.warm(self.sentences.embedder)
+
+    def label(self, question: str, answerable: bool, at: str = "") -> tuple[FaqLabel, dict[str, Any]]:
+        """A support agent's verdict on ``question``: kept with the sections of the passages it is judged
+        against (knowledge_base/labels.py), then the decision the FAQ makes now (``Decision.to_dict``)."""
+        precedents = self.rule.precedents
+        if precedents is None or precedents.store is None:
+            raise KnowledgeBaseError("labels are kept with the labelled questions, and they are turned off "
+                                     "(SHOPDESK_RETRIEVAL_PRECEDENTS=none)")
+        hits = self.retriever.search(question, self.top_k)
+        label = FaqLabel(question.strip(), answerable, tuple(dict.fromkeys((h.doc_id, h.section) for h in hits)), at)
+        precedents.store.add(label)
+        now = self.rule.decide(question, hits[:self.top_k], self.sentences, query_vector(self.retriever, question),
+                               vocabulary(self.retriever))
+        return label, now.to_dict()
 
     def handle(self, text: str) -> Facts:
         try:

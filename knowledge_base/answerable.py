@@ -51,6 +51,7 @@ import numpy as np
 from knowledge_base.answer_model import MODEL_FILE, AnswerModel
 from knowledge_base.bm25 import STOPWORDS, stem
 from knowledge_base.embedder import Embedder, WordEmbedder
+from knowledge_base.labels import LABELS_FILE
 from knowledge_base.precedents import Precedents, load_precedents
 
 # words that make a sentence a question or a request but name no topic, on top of the BM25 stopwords,
@@ -308,9 +309,10 @@ class AnswerRule:
     @classmethod
     def from_settings(cls, settings: Any) -> AnswerRule:
         """``retrieval_min_score``, the model file ``retrieval_answer_model`` ("": the bundled one) and the
-        labelled questions ``retrieval_precedents`` ("": the bundled ones, "none": none)."""
+        labelled questions ``retrieval_precedents`` ("": the bundled ones, "none": none), with the staff's
+        labels in the data dir (knowledge_base/labels.py)."""
         return cls(settings.retrieval_min_score, _load_model(str(settings.retrieval_answer_model or MODEL_FILE)),
-                   load_precedents(settings.retrieval_precedents))
+                   load_precedents(settings.retrieval_precedents, str(Path(settings.data_dir) / LABELS_FILE)))
 
     def applies(self, sentences: SentenceSimilarity | None) -> bool:
         """Whether the model decides: it needs the sentence check on the embedder it was fitted with."""

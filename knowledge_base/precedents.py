@@ -24,6 +24,11 @@ to "14 days" keeps the precedents (a new topic written into an old section does 
 one case this misses). A shop with its own articles points the ``retrieval_precedents`` setting at its
 own labelled questions (same format; taken as written for the articles indexed now) or turns them off
 ("none").
+
+Support agents add to them (knowledge_base/labels.py): each label is read at the next question (``refresh``:
+one ``stat`` of the labels file when nothing was added), embedded once, and, unlike a bundled question,
+counts for its own words: a shopper typing the labelled question gets the agent's verdict. A later label
+of the same words overrides earlier ones and a bundled question's.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ import numpy as np
 from knowledge_base.embedder import Embedder
 from knowledge_base.errors import KnowledgeBaseError
 from knowledge_base.labelled import QUESTIONS_DIR, LabelledQuestion, load_questions
+from knowledge_base.labels import LabelStore
 from knowledge_base.loader import DOCS_DIR, load_chunks
 
 OFF = "none"
@@ -51,54 +57,107 @@ def _key(text: str) -> str:
 
 class Precedents:
     """``known_sections``: the (article id, section heading) pairs the questions were labelled against
-    (None: whatever is indexed)."""
+    (None: whatever is indexed). ``store``: staff labels (knowledge_base/labels.py), read as they come."""
 
     def __init__(self, questions: Sequence[LabelledQuestion],
-                 known_sections: frozenset[tuple[str, str]] | None = None) -> None:
+                 known_sections: frozenset[tuple[str, str]] | None = None, store: LabelStore | None = None) -> None:
         self.known_sections = known_sections
-        self.texts = [q.text for q in questions]
-        self.answerable = np.array([q.answerable for q in questions], dtype=bool)
-        self._keys = np.array([_key(t) for t in self.texts], dtype=object)
+        self.store = store
+        self._bundled = (list(questions), known_sections)
+        self._reset()
         self._vectors: weakref.WeakKeyDictionary[Embedder, np.ndarray] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
+    def _reset(self) -> None:
+        questions, self.known_sections = self._bundled
+        self.texts = [q.text for q in questions]
+        self.answerable = np.array([q.answerable for q in questions], dtype=bool)
+        self._keys = np.array([_key(t) for t in self.texts], dtype=object)
+        self._staff = np.zeros(len(self.texts), dtype=bool)  # a staff label counts even for its own words
+        self._active = np.ones(len(self.texts), dtype=bool)  # False: overridden by a later label
+        self._offset = 0  # bytes of the store read
+
     def __len__(self) -> int:
-        return len(self.texts)
+        return int(self._active.sum())
 
     def warm(self, embedder: Embedder) -> np.ndarray:
         """The questions' vectors on ``embedder`` (embedded on the first call, then kept)."""
+        self.refresh()
         with self._lock:
             found = self._vectors.get(embedder)
             if found is None:
-                found = np.asarray(embedder.embed(self.texts), dtype=np.float32).reshape(len(self.texts), -1)
+                found = _embed(embedder, self.texts)
                 self._vectors[embedder] = found
             return found
+
+    def refresh(self) -> int:
+        """Take in the staff labels added since the last look (one ``stat`` when there are none); returns how
+        many. A later label of the same words overrides earlier ones and a bundled question's."""
+        if self.store is None or self.store.size() == self._offset:
+            return 0
+        with self._lock:
+            if self.store.size() < self._offset:  # the file was replaced: read it again from the start
+                self._reset()
+                self._vectors.clear()
+            labels, self._offset = self.store.read_from(self._offset)
+            if not labels:
+                return 0
+            texts = [x.text for x in labels]
+            keys = [_key(t) for t in texts]
+            self._active &= ~np.isin(self._keys, keys)
+            latest = [k not in keys[i + 1:] for i, k in enumerate(keys)]
+            self.texts += texts
+            self.answerable = np.concatenate([self.answerable, [x.answerable for x in labels]]).astype(bool)
+            self._keys = np.concatenate([self._keys, np.array(keys, dtype=object)])
+            self._staff = np.concatenate([self._staff, np.ones(len(labels), dtype=bool)])
+            self._active = np.concatenate([self._active, np.array(latest, dtype=bool)])
+            if self.known_sections is not None:
+                self.known_sections = self.known_sections | {s for x in labels for s in x.sections}
+            for embedder, vectors in list(self._vectors.items()):
+                if len(vectors) + len(texts) == len(self.texts):
+                    self._vectors[embedder] = np.concatenate([vectors, _embed(embedder, texts)])
+                else:  # replaced above: embedded again on its next use
+                    del self._vectors[embedder]
+            return len(labels)
 
     def score(self, embedder: Embedder, question: str, question_vector: np.ndarray | None = None,
               hits: Sequence[object] = ()) -> float | None:
         """Best cosine with an answerable precedent minus best with an unanswerable one; None (no evidence)
         without precedents of both kinds, or when a hit is from a section they were not labelled against."""
-        if not self.answerable.any() or self.answerable.all():
+        self.refresh()
+        with self._lock:
+            answerable, keys, staff, active = self.answerable, self._keys, self._staff, self._active
+            known = self.known_sections
+        if not (active & answerable).any() or not (active & ~answerable).any():
             return None
-        if self.known_sections is not None and any(
-                (getattr(h, "doc_id", None), getattr(h, "section", None)) not in self.known_sections for h in hits):
+        if known is not None and any(
+                (getattr(h, "doc_id", None), getattr(h, "section", None)) not in known for h in hits):
             return None
         vectors = self.warm(embedder)
+        n = min(len(vectors), len(answerable))  # a label added meanwhile counts from the next question
+        vectors, answerable, keys, staff, active = vectors[:n], answerable[:n], keys[:n], staff[:n], active[:n]
         if question_vector is None:
             question_vector = embedder.embed([question])[0]
         similarity = vectors @ np.asarray(question_vector, dtype=np.float32)
-        other = self._keys != _key(question)
-        yes, no = other & self.answerable, other & ~self.answerable
+        counted = active & ((keys != _key(question)) | staff)
+        yes, no = counted & answerable, counted & ~answerable
         if not yes.any() or not no.any():
             return None
         return float(similarity[yes].max() - similarity[no].max())
 
 
+def _embed(embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
+    if not texts:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.asarray(embedder.embed(list(texts)), dtype=np.float32).reshape(len(texts), -1)
+
+
 @lru_cache(maxsize=8)
-def load_precedents(setting: str = "") -> Precedents | None:
+def load_precedents(setting: str = "", labels: str = "") -> Precedents | None:
     """The ``retrieval_precedents`` setting: "" the bundled labelled questions, "none" none, else a folder of
-    ``*.yaml`` labelled questions (knowledge_base/labelled.py's format). One instance per setting in a
-    process, so every assistant shares the vectors."""
+    ``*.yaml`` labelled questions (knowledge_base/labelled.py's format); ``labels``: the staff labels file
+    (knowledge_base/labels.py; "" none). One instance per setting in a process, so every assistant shares
+    the vectors."""
     if setting.strip().lower() == OFF:
         return None
     folder = Path(setting) if setting else QUESTIONS_DIR
@@ -106,4 +165,4 @@ def load_precedents(setting: str = "") -> Precedents | None:
         raise KnowledgeBaseError(f"retrieval_precedents: {folder} is not a folder of labelled questions "
                                  f"(*.yaml); use \"\" for the bundled ones or \"{OFF}\" for none")
     known = frozenset((c.doc_id, c.section) for c in load_chunks(DOCS_DIR)) if not setting else None
-    return Precedents(load_questions(folder), known)
+    return Precedents(load_questions(folder), known, LabelStore(Path(labels)) if labels else None)

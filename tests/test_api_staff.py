@@ -12,6 +12,7 @@ from app.errors import ConfigError
 from app.factory import Mode
 from app.stats import StaffQueries, StaffStats, percentile
 from app.ui import stats_markdown, unanswered_series
+from knowledge_base.labels import LABELS_FILE
 from tests.conftest import NOW
 
 FAKE = Mode(fake_models=True)
@@ -177,3 +178,40 @@ def test_unanswered_chart_has_every_day_of_the_period_and_weeks_beyond_a_month()
     weekly = unanswered_series(StaffStats(since=NOW - timedelta(days=60), until=NOW,
                                           unanswered_per_day=st.unanswered_per_day))
     assert weekly[0]["day"] == "week of Jan 14" and len(weekly) == 9 and sum(d["questions"] for d in weekly) == 3
+
+
+# ---- FAQ labels ---------------------------------------------------------------------------------------------
+def test_a_label_is_kept_with_the_passages_sections_and_listed(client, settings):
+    assert client.get("/api/v1/staff/faq-labels").status_code == 401
+    assert client.post("/api/v1/staff/faq-labels", json={"question": "x", "answerable": False}).status_code == 401
+    assert client.get("/api/v1/staff/faq-labels", headers=BEARER).json() == {"labels": []}
+    question = "how long do you keep my chat history"
+    r = client.post("/api/v1/staff/faq-labels", json={"question": f"  {question} ", "answerable": False},
+                    headers=BEARER)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    label = body["label"]
+    assert label["text"] == question and label["answerable"] is False and label["at"].startswith("2026-")
+    assert label["sections"] and all(len(s) == 2 and s[0] for s in label["sections"])  # the hits' (article, heading)
+    assert set(body["decision"]) >= {"answerable", "reason", "probability"}  # what the FAQ decides now
+    assert client.get("/api/v1/staff/faq-labels", headers=BEARER).json() == {"labels": [label]}
+    assert (settings.data_dir / LABELS_FILE).read_text().count("\n") == 1  # in the data dir: outlives a restart
+
+
+@pytest.mark.parametrize("body", [{"question": "   ", "answerable": False}, {"question": "a"},
+                                  {"question": "a", "answerable": "perhaps"},
+                                  {"question": "a", "answerable": True, "docs": ["x"]},
+                                  {"question": "a" * 501, "answerable": True}])
+def test_a_malformed_label_is_refused_and_nothing_is_kept(client, settings, body):
+    r = client.post("/api/v1/staff/faq-labels", json=body, headers=BEARER)
+    assert r.status_code == 422, r.text
+    assert not (settings.data_dir / LABELS_FILE).exists()
+
+
+def test_labels_are_refused_when_the_labelled_questions_are_off(make_assistant, settings):
+    assistant = make_assistant(staff_token=STAFF, retrieval_precedents="none")
+    client = TestClient(create_app(settings.replace(staff_token=STAFF, retrieval_precedents="none"), FAKE,
+                                   assistant=assistant), raise_server_exceptions=False)
+    r = client.post("/api/v1/staff/faq-labels", json={"question": "a", "answerable": False}, headers=BEARER)
+    assert r.status_code == 409 and "SHOPDESK_RETRIEVAL_PRECEDENTS=none" in r.json()["error"]
+    assert client.get("/api/v1/staff/faq-labels", headers=BEARER).json() == {"labels": []}

@@ -16,6 +16,8 @@ from app.faq import FaqHandler
 from evals.bench_retrieval import decline_rates, doc_ranking, lowest_floor, ranking_metrics, relevance
 from knowledge_base.answerable import AnswerRule, SentenceSimilarity, vocabulary
 from knowledge_base.labelled import QUESTIONS_DIR, load_questions
+from knowledge_base.loader import DOCS_DIR, load_chunks
+from knowledge_base.precedents import load_precedents
 from knowledge_base.retriever import DenseRetriever, LexicalRetriever
 
 pytestmark = pytest.mark.integration
@@ -84,6 +86,27 @@ def test_the_handler_declines_exactly_when_the_rule_does(real_settings, real_mod
         hits = retriever.search(q.text, top_k)
         answerable = rule.decide(q.text, hits, sentences, None, vocabulary(retriever)).answerable
         assert (handler.handle(q.text).kind == "faq_unknown") == (not answerable), q.text
+
+
+def test_a_staff_label_teaches_the_faq_a_gap_shoppers_ask_in_other_words(real_settings, real_models, tmp_path):
+    """Three blind writers asked how long chat transcripts are kept; no article says, yet the rule answered.
+    Once a support agent labels one wording, another is declined: at once, and after a restart."""
+    retriever = faq_retriever(real_settings, real_models.embedder, real_models.index)
+    settings = real_settings.replace(data_dir=tmp_path)  # the labels file; the index stays the session's
+    handler = FaqHandler.from_settings(retriever, settings, real_models.embedder)
+    asked, other = "how long do you keep my chats with shopdesk before deleting them", "do u ship to canada"
+    assert handler.handle(asked).kind == "faq_answer"  # measured probability 0.99, threshold 0.51
+    assert handler.handle(other).kind == "faq_answer"
+    label, decision = handler.label("how long do u keep my shopdesk chat history", False)
+    assert decision["answerable"] is False and decision["features"]["precedent"] < 0  # the labelled words
+    assert label.sections and set(label.sections) <= {(c.doc_id, c.section) for c in load_chunks(DOCS_DIR)}
+    facts = handler.handle(asked)
+    assert facts.kind == "faq_unknown" and facts.answerability["features"]["precedent"] < 0  # measured 0.23
+    assert handler.handle(other).kind == "faq_answer"
+    load_precedents.cache_clear()  # as after a restart: the labels are read from the file again
+    restarted = FaqHandler.from_settings(retriever, settings, real_models.embedder)
+    assert restarted.rule.precedents is not handler.rule.precedents
+    assert restarted.handle(asked).kind == "faq_unknown"
 
 
 def test_word_alignment_reads_each_word_in_its_sentence(real_models):
