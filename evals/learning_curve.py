@@ -8,12 +8,15 @@ only the articles. The rule is fitted as ``python -m evals.bench_retrieval --fit
 (knowledge_base/answer_model.py), with those questions alone as its precedents, on the first set, then
 the first two, and so on; each is measured on the held-out questions (knowledge_base/questions_heldout,
 never learned from) and by cross-validation. The last point is the bundled rule's procedure on all the
-questions. Prints a table and writes a JSON report and a chart.
+questions. Then, with that last rule, support agents' corrections (knowledge_base/labels.py): the
+held-out sets are asked one after another, and each set's wrongly decided questions are labelled before
+the next. Prints tables and writes a JSON report and a chart.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 import sys
@@ -26,6 +29,7 @@ from evals.bench_retrieval import DEPTH, FALLBACK_TARGET, HELDOUT_DIR, TARGET, b
 from knowledge_base import answer_model
 from knowledge_base.answerable import AnswerRule, SentenceSimilarity, evidence, vocabulary
 from knowledge_base.labelled import LabelledQuestion, load_questions
+from knowledge_base.labels import LABELS_FILE, FaqLabel, LabelStore
 from knowledge_base.loader import DOCS_DIR, load_chunks
 from knowledge_base.precedents import Precedents
 
@@ -71,6 +75,7 @@ def curve(settings: Any, mode: Any, questions: Sequence[LabelledQuestion], heldo
     held_labels = [q.answerable for q in heldout]
     sets, points = writer_sets(questions), []
     total = sum(sum(writer_set(q) in sets[:k] for q in questions) + len(heldout) for k in range(1, len(sets) + 1))
+    total += len(heldout)  # the corrections, last
     with tqdm(total=total, desc="learning curve", unit="question", disable=not progress) as bar:
         for k in range(1, len(sets) + 1):
             learned = [q for q in questions if writer_set(q) in sets[:k]]
@@ -90,9 +95,38 @@ def curve(settings: Any, mode: Any, questions: Sequence[LabelledQuestion], heldo
                            "unanswerable": len(labels) - sum(labels), "threshold": model.threshold,
                            "cross_validation": answer_model.cross_validate(rows, labels, target, floor),
                            "heldout": _count(declined, held_labels)})
+        staff = corrections(AnswerRule(floor, model), questions, known, heldout, held_hits, sentences, vocab, bar)
     return {"embedder": emb.name, "target": target, "floor": floor, "top_k": top_k,
             "heldout_questions": {"answerable": sum(held_labels), "unanswerable": len(heldout) - sum(held_labels)},
-            "points": points}
+            "points": points, "corrections": staff}
+
+
+def corrections(rule: AnswerRule, questions: Sequence[LabelledQuestion], known: frozenset[tuple[str, str]],
+                heldout: Sequence[LabelledQuestion], held_hits: Sequence[Sequence[Any]], sentences: Any, vocab: Any,
+                bar: Any) -> list[dict[str, Any]]:
+    """Support agents correcting the FAQ (knowledge_base/labels.py): the held-out sets come in the order they
+    were written, as if shoppers asked them one set after another; after each, every question the rule
+    decided wrongly is labelled (as a support agent would from the transcripts), which the rule reads for
+    the next sets. ``rule``: the model fitted on all the labelled questions, with them as precedents."""
+    with tempfile.TemporaryDirectory(prefix="shopdesk-labels-") as tmp:
+        store = LabelStore(Path(tmp) / LABELS_FILE)
+        labelled = dataclasses.replace(rule, precedents=Precedents(questions, known, store))
+        plain = dataclasses.replace(rule, precedents=Precedents(questions, known))
+        out = []
+        for name in writer_sets(heldout):
+            chosen = [(q, h) for q, h in zip(heldout, held_hits, strict=True) if writer_set(q) == name]
+            labels = [q.answerable for q, _ in chosen]
+            before, after = [], []
+            for q, h in chosen:
+                before.append(not plain.decide(q.text, h, sentences, None, vocab).answerable)
+                after.append(not labelled.decide(q.text, h, sentences, None, vocab).answerable)
+                bar.update()
+            out.append({"set": name, "labels_before": len(store.all()), "without_labels": _count(before, labels),
+                        "with_labels": _count(after, labels)})
+            for (q, h), declined in zip(chosen, after, strict=True):
+                if declined == q.answerable:  # decided wrongly: a support agent labels it
+                    store.add(FaqLabel(q.text, q.answerable, tuple(dict.fromkeys((x.doc_id, x.section) for x in h))))
+        return out
 
 
 def print_curve(report: dict[str, Any], out: Any = None) -> None:
@@ -109,6 +143,18 @@ def print_curve(report: dict[str, Any], out: Any = None) -> None:
         held = (f"{ho['declined']}/{ho['unanswerable']} ({ho['declined_unanswerable']:.1%}), "
                 f"{ho['wrongly_declined']}/{ho['answerable']} ({ho['false_declines']:.1%})")
         out.write(f"{'+'.join(p['sets']):<40}{p['questions']:>10}{p['threshold']:>10.3f}  {validated:<17}{held}\n")
+
+
+def print_corrections(report: dict[str, Any], out: Any = None) -> None:
+    out = out or sys.stdout
+    out.write("\nsupport agents labelling each held-out set's wrong decisions before the next set is asked "
+              "(no refit):\n")
+    out.write(f"{'set':<10}{'labels':>8}  {'without labels (declined, wrongly)':<38}with the labels\n")
+    for r in report["corrections"]:
+        a, b = r["without_labels"], r["with_labels"]
+        cells = [f"{x['declined']}/{x['unanswerable']} ({x['declined_unanswerable']:.1%}), "
+                 f"{x['wrongly_declined']}/{x['answerable']} ({x['false_declines']:.1%})" for x in (a, b)]
+        out.write(f"{r['set']:<10}{r['labels_before']:>8}  {cells[0]:<38}{cells[1]}\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -136,6 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = curve(settings, Mode(fake_models=args.fake_models), questions, heldout, args.target,
                        progress=not args.no_progress)
     print_curve(report)
+    print_corrections(report)
     path = Path(args.json)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2), encoding="utf-8")

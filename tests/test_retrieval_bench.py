@@ -1,5 +1,6 @@
 """The retrieval benchmark's metrics, and one run of the script with the fakes (fast)."""
 
+import itertools
 import json
 from types import SimpleNamespace
 
@@ -8,6 +9,7 @@ import pytest
 
 from evals import learning_curve
 from evals.bench_retrieval import (
+    HELDOUT_DIR,
     decline_rates,
     doc_ranking,
     lowest_floor,
@@ -143,6 +145,16 @@ def test_fit_with_the_fakes_writes_a_model_that_then_decides(tmp_path):
     held = last["heldout"]
     assert held["unanswerable"] + held["answerable"] == report["heldout"]["n"]
     assert curve_out.with_suffix(".png").read_bytes().startswith(b"\x89PNG")
+    # support agents' corrections: each held-out set's wrong decisions labelled before the next
+    fixes, held_sets = curve["corrections"], learning_curve.writer_sets(load_questions(HELDOUT_DIR))
+    assert [r["set"] for r in fixes] == held_sets and fixes[0]["labels_before"] == 0
+    assert fixes[0]["with_labels"] == fixes[0]["without_labels"]  # nothing labelled yet
+    for before, after in itertools.pairwise(fixes):
+        wrong = before["with_labels"]
+        made = wrong["unanswerable"] - wrong["declined"] + wrong["wrongly_declined"]
+        assert after["labels_before"] == before["labels_before"] + made
+    assert sum(r["without_labels"]["unanswerable"] + r["without_labels"]["answerable"] for r in fixes) == \
+        report["heldout"]["n"]
 
 
 def test_writer_sets_start_with_the_first_and_follow_the_file_names():
