@@ -17,6 +17,7 @@ from app.orchestrator import Assistant
 from app.pii import mask
 from app.schema import Message, Reply, Token
 from app.stats import StaffQueries, StaffStats, sign_customer_token
+from knowledge_base.errors import KnowledgeBaseError
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -79,6 +80,22 @@ def answerability_line(a: dict[str, Any]) -> str:
     return f"{verdict}: probability {a['probability']:.2f} {sign} {a['threshold']:.2f} ({features}){silent}"
 
 
+def label_faq(assistant: Assistant, question: str, answerable: bool) -> str:
+    """The staff panel's FAQ label buttons (knowledge_base/labels.py): the verdict kept, and what the FAQ
+    decides now, or why nothing was kept."""
+    if not (question or "").strip():
+        return "Ask the FAQ something first: the label is for the last question it answered or declined."
+    faq = assistant.c.faq
+    if faq.rule.precedents is None or faq.rule.precedents.store is None:
+        return "Labels are off: the labelled questions are turned off (SHOPDESK_RETRIEVAL_PRECEDENTS=none)."
+    try:
+        label, decision = faq.label(question, answerable, assistant.c.clock.now().isoformat(timespec="seconds"))
+    except KnowledgeBaseError as exc:
+        return f"Not labelled: {exc}"
+    kind = "answered by the help centre" if answerable else "not answered by the help centre"
+    return f"Labelled \"{label.text}\" as {kind}. The FAQ now: {answerability_line(decision)}."
+
+
 def passage_rows(reply: Reply) -> list[list[Any]]:
     return [[p.score, p.doc_id, p.section or "(intro)", p.text[:160]] for p in reply.passages]
 
@@ -124,7 +141,7 @@ def build_ui(assistant: Assistant, metrics: Metrics | None = None) -> Any:
 
     def chat(message: str, history: list[dict[str, Any]], session_id: str, token: str,
              turn_ids: dict[int, int]) -> Iterator[tuple[Any, ...]]:
-        skip = (gr.skip(), gr.skip(), gr.skip(), gr.skip())
+        skip = (gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip())
         if not (message or "").strip():  # Send on an empty box (or pressed twice): nothing to say
             yield gr.skip(), gr.skip(), *skip
             return
@@ -139,7 +156,9 @@ def build_ui(assistant: Assistant, metrics: Metrics | None = None) -> Any:
                     metrics.observe(event, "demo")
                 history[-1] = {"role": "assistant", "content": event.text}
                 ids = {**turn_ids, len(history) - 1: event.turn_id} if event.turn_id else turn_ids
-                yield history, gr.skip(), summary_markdown(event), passage_rows(event), debug_view(event), ids
+                asked = message if event.route == "faq" else gr.skip()  # what the label buttons label
+                yield (history, gr.skip(), summary_markdown(event), passage_rows(event), debug_view(event), ids,
+                       asked)
 
     def rate(turn_ids: dict[int, int], session_id: str, comment: str, data: gr.LikeData) -> str:
         index = data.index if isinstance(data.index, int) else data.index[0]
@@ -154,7 +173,7 @@ def build_ui(assistant: Assistant, metrics: Metrics | None = None) -> Any:
         return f"Saved thumbs {rating} for turn {turn_id}" + (" with your comment." if comment else ".")
 
     def reset() -> tuple[Any, ...]:
-        return [], str(uuid.uuid4()), "", [], {}, {}, ""
+        return [], str(uuid.uuid4()), "", [], {}, {}, "", "", ""
 
     def act_as(choice: str) -> tuple[Any, ...]:
         """Staff pick a demo customer: a token signed as the shop's site would, and a fresh chat."""
@@ -208,6 +227,11 @@ def build_ui(assistant: Assistant, metrics: Metrics | None = None) -> Any:
                                             label="Retrieved passages", interactive=False, wrap=True,
                                             elem_id="passages")
                     panel = gr.JSON(label="Turn details", elem_id="panel")
+                    gr.Markdown("Was the last FAQ decision wrong? Teach it (it learns at once, for every shopper):")
+                    with gr.Row():
+                        not_there = gr.Button("The help centre does not answer that", elem_id="label-unanswerable")
+                        there = gr.Button("The answer was there", elem_id="label-answerable")
+                    label_note = gr.Markdown(elem_id="label-note")
             with gr.Tab("Handoff tickets", id="tickets-tab") as tickets_tab:
                 refresh_tickets = gr.Button("Refresh", elem_id="refresh-tickets")
                 ticket_table = gr.Dataframe(headers=["ticket", "opened (UTC)", "status", "customer", "session",
@@ -222,11 +246,14 @@ def build_ui(assistant: Assistant, metrics: Metrics | None = None) -> Any:
                                   elem_id="unanswered-plot")
                 unanswered = gr.Dataframe(headers=["asked (UTC)", "question (masked)"], label="Unanswered questions",
                                           interactive=False, wrap=True, elem_id="unanswered")
-        outputs = [chatbot, box, summary, passages, panel, turn_ids]
+        last_faq = gr.State("")
+        outputs = [chatbot, box, summary, passages, panel, turn_ids, last_faq]
         for trigger in (box.submit, send.click):  # sent while a reply streams: sent when it is done, not dropped
             trigger(chat, [box, chatbot, session, token, turn_ids], outputs, api_name=False, trigger_mode="always_last")
         chatbot.like(rate, [turn_ids, session, comment], feedback_note, api_name=False)
-        reset_outputs = [chatbot, session, summary, passages, panel, turn_ids, feedback_note]
+        not_there.click(lambda q: label_faq(assistant, q, False), last_faq, label_note, api_name=False)
+        there.click(lambda q: label_faq(assistant, q, True), last_faq, label_note, api_name=False)
+        reset_outputs = [chatbot, session, summary, passages, panel, turn_ids, feedback_note, last_faq, label_note]
         clear.click(reset, None, reset_outputs, api_name=False)
         who.change(act_as, who, [token, who_note, *reset_outputs], api_name=False)
         for trigger in (refresh_tickets.click, tickets_tab.select):

@@ -11,7 +11,7 @@ from app.config import load_settings
 from app.errors import ConfigError
 from app.factory import Mode
 from app.stats import StaffQueries, StaffStats, percentile
-from app.ui import stats_markdown, unanswered_series
+from app.ui import label_faq, stats_markdown, unanswered_series
 from knowledge_base.labels import LABELS_FILE
 from tests.conftest import NOW
 
@@ -215,3 +215,16 @@ def test_labels_are_refused_when_the_labelled_questions_are_off(make_assistant, 
     r = client.post("/api/v1/staff/faq-labels", json={"question": "a", "answerable": False}, headers=BEARER)
     assert r.status_code == 409 and "SHOPDESK_RETRIEVAL_PRECEDENTS=none" in r.json()["error"]
     assert client.get("/api/v1/staff/faq-labels", headers=BEARER).json() == {"labels": []}
+
+
+def test_the_demo_label_buttons_keep_the_last_faq_question(make_assistant, settings):
+    assistant = make_assistant()
+    assert "Ask the FAQ something first" in label_faq(assistant, "", False)
+    note = label_faq(assistant, UNKNOWN_FAQ, False)
+    assert note.startswith(f'Labelled "{UNKNOWN_FAQ}" as not answered by the help centre. The FAQ now: declined')
+    assert "answered by the help centre" in label_faq(assistant, UNKNOWN_FAQ, True)
+    assert [x["answerable"] for x in TestClient(create_app(settings.replace(staff_token=STAFF), FAKE,
+                                                          assistant=assistant)).get(
+        "/api/v1/staff/faq-labels", headers=BEARER).json()["labels"]] == [False, True]
+    off = make_assistant(fixtures={}, retrieval_precedents="none")  # the same database, already filled
+    assert "Labels are off" in label_faq(off, UNKNOWN_FAQ, False)

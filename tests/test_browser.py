@@ -297,6 +297,9 @@ def test_demo_conversation_in_a_real_browser(server, page):
     box.fill(UNANSWERABLE)  # the FAQ has nothing on it: it shows up in the stats tab
     page.locator("#send").click()
     expect(page.locator("#panel")).to_contain_text("faq_unknown", timeout=TIMEOUT)
+    page.locator("#label-unanswerable").click()  # staff confirm the gap: kept as a labelled question
+    expect(page.locator("#label-note")).to_contain_text("as not answered by the help centre", timeout=TIMEOUT)
+    expect(page.locator("#label-note")).to_contain_text(UNANSWERABLE)
 
     # act as a customer: a signed token verifies the shopper without the email
     page.locator("#act-as input").click()
