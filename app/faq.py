@@ -18,6 +18,7 @@ import re
 from typing import Any
 
 from app.config import Settings
+from app.pii import mask
 from app.schema import Facts, Passage
 from app.text import stems
 from knowledge_base.answerable import AnswerRule, SentenceSimilarity, query_vector, vocabulary
@@ -78,14 +79,16 @@ class FaqHandler:
             self.rule.precedents.warm(self.sentences.embedder)
 
     def label(self, question: str, answerable: bool, at: str = "") -> tuple[FaqLabel, dict[str, Any]]:
-        """A support agent's verdict on ``question``: kept with the sections of the passages it is judged
-        against (knowledge_base/labels.py), then the decision the FAQ makes now (``Decision.to_dict``)."""
+        """A support agent's verdict on ``question``: kept (emails, phones and addresses masked, as the staff
+        panel shows them) with the sections of the passages it is judged against (knowledge_base/labels.py),
+        then the decision the FAQ makes now (``Decision.to_dict``)."""
         precedents = self.rule.precedents
         if precedents is None or precedents.store is None:
             raise KnowledgeBaseError("labels are kept with the labelled questions, and they are turned off "
                                      "(SHOPDESK_RETRIEVAL_PRECEDENTS=none)")
         hits = self.retriever.search(question, self.top_k)
-        label = FaqLabel(question.strip(), answerable, tuple(dict.fromkeys((h.doc_id, h.section) for h in hits)), at)
+        sections = tuple(dict.fromkeys((h.doc_id, h.section) for h in hits))
+        label = FaqLabel(mask(question).strip(), answerable, sections, at)
         precedents.store.add(label)
         now = self.rule.decide(question, hits[:self.top_k], self.sentences, query_vector(self.retriever, question),
                                vocabulary(self.retriever))

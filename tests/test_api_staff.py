@@ -198,6 +198,15 @@ def test_a_label_is_kept_with_the_passages_sections_and_listed(client, settings)
     assert (settings.data_dir / LABELS_FILE).read_text().count("\n") == 1  # in the data dir: outlives a restart
 
 
+def test_a_label_is_kept_masked_like_the_staff_panel_shows_questions(client, settings):
+    question = "can you email my invoice to ada.park@example.com or call 555-201-7788"
+    r = client.post("/api/v1/staff/faq-labels", json={"question": question, "answerable": True}, headers=BEARER)
+    assert r.status_code == 200, r.text
+    kept = (settings.data_dir / LABELS_FILE).read_text()
+    assert "ada.park@example.com" not in kept and "555-201-7788" not in kept and "a***@example.com" in kept
+    assert r.json()["label"]["text"].startswith("can you email my invoice to a***@example.com")
+
+
 @pytest.mark.parametrize("body", [{"question": "   ", "answerable": False}, {"question": "a"},
                                   {"question": "a", "answerable": "perhaps"},
                                   {"question": "a", "answerable": True, "docs": ["x"]},
