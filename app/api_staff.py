@@ -70,7 +70,7 @@ def staff_router(ctx: ApiContext) -> APIRouter:
                                         "learns it at once (as a labelled question, without refitting)")
     def faq_label(req: FaqLabelRequest) -> dict[str, Any]:
         faq = ctx.assistant.c.faq
-        if faq.rule.precedents is None or faq.rule.precedents.store is None:
+        if faq.label_store is None:
             raise HTTPException(409, "labels join the labelled questions, which are turned off "
                                      "(SHOPDESK_RETRIEVAL_PRECEDENTS=none)")
         try:
@@ -83,8 +83,7 @@ def staff_router(ctx: ApiContext) -> APIRouter:
 
     @router.get("/faq-labels", summary="The staff's FAQ labels, oldest first (a later one of the same question wins)")
     def faq_labels() -> dict[str, Any]:
-        precedents = ctx.assistant.c.faq.rule.precedents
-        store = precedents.store if precedents is not None else None
+        store = ctx.assistant.c.faq.label_store
         return {"labels": [x.to_dict() for x in store.all()] if store is not None else []}
 
     return router

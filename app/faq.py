@@ -24,7 +24,7 @@ from app.text import stems
 from knowledge_base.answerable import AnswerRule, SentenceSimilarity, query_vector, vocabulary
 from knowledge_base.embedder import Embedder
 from knowledge_base.errors import IndexUnavailableError, KnowledgeBaseError
-from knowledge_base.labels import FaqLabel
+from knowledge_base.labels import FaqLabel, LabelStore
 from knowledge_base.retriever import Retriever
 
 ROUTE = "faq"
@@ -78,18 +78,23 @@ class FaqHandler:
         if self.rule.precedents is not None and self.sentences is not None and self.rule.applies(self.sentences):
             self.rule.precedents.warm(self.sentences.embedder)
 
+    @property
+    def label_store(self) -> LabelStore | None:
+        """Where staff labels are kept; None when the labelled questions are turned off."""
+        return self.rule.precedents.store if self.rule.precedents is not None else None
+
     def label(self, question: str, answerable: bool, at: str = "") -> tuple[FaqLabel, dict[str, Any]]:
         """A support agent's verdict on ``question``: kept (emails, phones and addresses masked, as the staff
         panel shows them) with the sections of the passages it is judged against (knowledge_base/labels.py),
         then the decision the FAQ makes now (``Decision.to_dict``)."""
-        precedents = self.rule.precedents
-        if precedents is None or precedents.store is None:
+        store = self.label_store
+        if store is None:
             raise KnowledgeBaseError("labels are kept with the labelled questions, and they are turned off "
                                      "(SHOPDESK_RETRIEVAL_PRECEDENTS=none)")
         hits = self.retriever.search(question, self.top_k)
         sections = tuple(dict.fromkeys((h.doc_id, h.section) for h in hits))
         label = FaqLabel(mask(question).strip(), answerable, sections, at)
-        precedents.store.add(label)
+        store.add(label)
         now = self.rule.decide(question, hits[:self.top_k], self.sentences, query_vector(self.retriever, question),
                                vocabulary(self.retriever))
         return label, now.to_dict()

@@ -86,7 +86,7 @@ def label_faq(assistant: Assistant, question: str, answerable: bool) -> str:
     if not (question or "").strip():
         return "Ask the FAQ something first: the label is for the last question it answered or declined."
     faq = assistant.c.faq
-    if faq.rule.precedents is None or faq.rule.precedents.store is None:
+    if faq.label_store is None:
         return "Labels are off: the labelled questions are turned off (SHOPDESK_RETRIEVAL_PRECEDENTS=none)."
     try:
         label, decision = faq.label(question, answerable, assistant.c.clock.now().isoformat(timespec="seconds"))

@@ -81,8 +81,12 @@ class Precedents:
         return int(self._active.sum())
 
     def warm(self, embedder: Embedder) -> np.ndarray:
-        """The questions' vectors on ``embedder`` (embedded on the first call, then kept)."""
+        """The questions' vectors on ``embedder``, the staff labels added so far included (embedded on the
+        first call, then kept)."""
         self.refresh()
+        return self._embedded(embedder)
+
+    def _embedded(self, embedder: Embedder) -> np.ndarray:
         with self._lock:
             found = self._vectors.get(embedder)
             if found is None:
@@ -133,7 +137,7 @@ class Precedents:
         if known is not None and any(
                 (getattr(h, "doc_id", None), getattr(h, "section", None)) not in known for h in hits):
             return None
-        vectors = self.warm(embedder)
+        vectors = self._embedded(embedder)  # refreshed above: the labels file is looked at once a question
         n = min(len(vectors), len(answerable))  # a label added meanwhile counts from the next question
         vectors, answerable, keys, staff, active = vectors[:n], answerable[:n], keys[:n], staff[:n], active[:n]
         if question_vector is None:
