@@ -18,39 +18,19 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import re
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from evals.bench_retrieval import DEPTH, FALLBACK_TARGET, HELDOUT_DIR, TARGET, build_retrievers
+from evals.bench_retrieval import DEPTH, FALLBACK_TARGET, HELDOUT_DIR, TARGET, build_retrievers, writer_folds
 from knowledge_base import answer_model
 from knowledge_base.answerable import AnswerRule, SentenceSimilarity, evidence, vocabulary
-from knowledge_base.labelled import LabelledQuestion, load_questions
+from knowledge_base.labelled import LabelledQuestion, load_questions, writer_sets
 from knowledge_base.labels import LABELS_FILE, FaqLabel, LabelStore
 from knowledge_base.loader import DOCS_DIR, load_chunks
 from knowledge_base.precedents import Precedents
-
-FIRST = "first"  # the set of the un-prefixed files (answerable.yaml, unanswerable.yaml)
-
-
-def writer_set(question: LabelledQuestion) -> str:
-    """``blind2`` for a question of blind2_answerable.yaml; ``first`` for one of answerable.yaml."""
-    stem = question.source.split()[0].removesuffix(".yaml")
-    return stem.split("_")[0] if "_" in stem else FIRST
-
-
-def writer_sets(questions: Sequence[LabelledQuestion]) -> list[str]:
-    """The sets in the order they were written: the first, then the others by name, numbers read as numbers
-    (blind2 before blind10)."""
-    names = {writer_set(q) for q in questions}
-    return [FIRST] * (FIRST in names) + sorted(names - {FIRST}, key=_natural)
-
-
-def _natural(name: str) -> list[Any]:
-    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name)]
 
 
 def _count(declined: Sequence[bool], labels: Sequence[bool]) -> dict[str, Any]:
@@ -74,18 +54,20 @@ def curve(settings: Any, mode: Any, questions: Sequence[LabelledQuestion], heldo
     held_hits = fused.search_batch([q.text for q in heldout], top_k)
     held_labels = [q.answerable for q in heldout]
     sets, points = writer_sets(questions), []
-    total = sum(sum(writer_set(q) in sets[:k] for q in questions) + len(heldout) for k in range(1, len(sets) + 1))
+    total = sum(sum(q.writer in sets[:k] for q in questions) + len(heldout) for k in range(1, len(sets) + 1))
     total += len(heldout)  # the corrections, last
     with tqdm(total=total, desc="learning curve", unit="question", disable=not progress) as bar:
         for k in range(1, len(sets) + 1):
-            learned = [q for q in questions if writer_set(q) in sets[:k]]
+            learned = [q for q in questions if q.writer in sets[:k]]
             labels = [q.answerable for q in learned]
             precedents = Precedents(learned, known)
             rows = []
             for q in learned:
                 rows.append(evidence(q.text, hits[q.text], sentences, None, vocab, precedents))
                 bar.update()
-            model = answer_model.fit(rows, labels, emb.name, target, floor, fallback_target=FALLBACK_TARGET)
+            writers = writer_folds(learned, rows, emb)  # the folds are the writers from three writers on
+            model = answer_model.fit(rows, labels, emb.name, target, floor, fallback_target=FALLBACK_TARGET,
+                                     writers=writers)
             rule = AnswerRule(floor, model, precedents)
             declined = []
             for q, h in zip(heldout, held_hits, strict=True):
@@ -93,7 +75,8 @@ def curve(settings: Any, mode: Any, questions: Sequence[LabelledQuestion], heldo
                 bar.update()
             points.append({"sets": sets[:k], "questions": len(learned), "answerable": sum(labels),
                            "unanswerable": len(labels) - sum(labels), "threshold": model.threshold,
-                           "cross_validation": answer_model.cross_validate(rows, labels, target, floor),
+                           "cross_validation": answer_model.cross_validate(rows, labels, target, floor,
+                                                                           writers=writers),
                            "heldout": _count(declined, held_labels)})
         staff = corrections(AnswerRule(floor, model), questions, known, heldout, held_hits, sentences, vocab, bar)
     return {"embedder": emb.name, "target": target, "floor": floor, "top_k": top_k,
@@ -114,7 +97,7 @@ def corrections(rule: AnswerRule, questions: Sequence[LabelledQuestion], known: 
         plain = dataclasses.replace(rule, precedents=Precedents(questions, known))
         out = []
         for name in writer_sets(heldout):
-            chosen = [(q, h) for q, h in zip(heldout, held_hits, strict=True) if writer_set(q) == name]
+            chosen = [(q, h) for q, h in zip(heldout, held_hits, strict=True) if q.writer == name]
             labels = [q.answerable for q, _ in chosen]
             before, after = [], []
             for q, h in chosen:
@@ -135,14 +118,15 @@ def print_curve(report: dict[str, Any], out: Any = None) -> None:
     out.write(f"answerability rule learning curve ({report['embedder']}; fitted to decline "
               f"{report['target']:.0%} out of fold; held out: {h['unanswerable']} unanswerable + "
               f"{h['answerable']} answerable)\n\n")
-    out.write(f"{'sets learned from':<40}{'questions':>10}{'threshold':>10}  {'cross-validated':<17}"
+    width = max([len("sets learned from")] + [len("+".join(p["sets"])) for p in report["points"]]) + 2
+    out.write(f"{'sets learned from':<{width}}{'questions':>10}{'threshold':>10}  {'cross-validated':<17}"
               f"held out (declined, wrongly declined)\n")
     for p in report["points"]:
         cv, ho = p["cross_validation"], p["heldout"]
         validated = f"{cv['declined_unanswerable']:.1%} / {cv['false_declines']:.1%}"
         held = (f"{ho['declined']}/{ho['unanswerable']} ({ho['declined_unanswerable']:.1%}), "
                 f"{ho['wrongly_declined']}/{ho['answerable']} ({ho['false_declines']:.1%})")
-        out.write(f"{'+'.join(p['sets']):<40}{p['questions']:>10}{p['threshold']:>10.3f}  {validated:<17}{held}\n")
+        out.write(f"{'+'.join(p['sets']):<{width}}{p['questions']:>10}{p['threshold']:>10.3f}  {validated:<17}{held}\n")
 
 
 def print_corrections(report: dict[str, Any], out: Any = None) -> None:

@@ -102,9 +102,12 @@ def learning_curve_png(points: Sequence[dict[str, Any]], target: float) -> bytes
         ax.plot(n, [p["cross_validation"][key] for p in points], color=colour, linestyle="--", marker=".",
                 alpha=0.7, label=f"cross-validated: {label}")
     ax.axhline(target, color=INK, linestyle=":", linewidth=1, label=f"goal {target:.0%} declined")
-    for p in points:
+    span = max(n) - min(n) or 1
+    for i, p in enumerate(points):  # a set close to the one before is named below its point, not over it
+        crowded = i and (n[i] - n[i - 1]) / span < 0.08
         ax.annotate(p["sets"][-1], (p["questions"], p["heldout"]["declined_unanswerable"]),
-                    textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7, color=INK)
+                    textcoords="offset points", xytext=(0, -12 if crowded else 6), ha="center", fontsize=7,
+                    color=INK)
     ax.set_ylim(0, 1.05)
     ax.set_yticks([0, 0.25, 0.5, 0.75, 0.9, 1.0], ["0%", "25%", "50%", "75%", "90%", "100%"], fontsize=8)
     ax.set_xlabel("labelled questions learned from (writer sets added left to right)", color=INK)

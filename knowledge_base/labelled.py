@@ -6,8 +6,11 @@ anywhere in the knowledge base and must be declined.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -15,6 +18,7 @@ from knowledge_base.errors import KnowledgeBaseError
 
 QUESTIONS_DIR = Path(__file__).parent / "questions"
 _KEYS = {"text", "docs"}
+FIRST = "first"  # the writer of the un-prefixed files (answerable.yaml, unanswerable.yaml)
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,24 @@ class LabelledQuestion:
     @property
     def answerable(self) -> bool:
         return bool(self.docs)
+
+    @property
+    def writer(self) -> str:
+        """The set it belongs to, one per person who wrote questions: ``blind2`` for a question of
+        blind2_answerable.yaml, ``first`` for one of answerable.yaml (the un-prefixed files)."""
+        stem = self.source.split()[0].removesuffix(".yaml")
+        return stem.split("_")[0] if "_" in stem else FIRST
+
+
+def writer_sets(questions: Sequence[LabelledQuestion]) -> list[str]:
+    """The writers' sets in the order they were written: the first, then the others by name, numbers read
+    as numbers (blind2 before blind10)."""
+    names = {q.writer for q in questions}
+    return [FIRST] * (FIRST in names) + sorted(names - {FIRST}, key=_natural)
+
+
+def _natural(name: str) -> list[Any]:
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name)]
 
 
 def load_questions(directory: Path = QUESTIONS_DIR) -> list[LabelledQuestion]:

@@ -51,7 +51,8 @@ from knowledge_base.loader import DOCS_DIR, load_chunks
 OFF = "none"
 
 
-def _key(text: str) -> str:
+def same_words(text: str) -> str:
+    """What makes two questions the same words: case, spaces and punctuation aside."""
     return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
 
 
@@ -72,7 +73,7 @@ class Precedents:
         questions, self.known_sections = self._bundled
         self.texts = [q.text for q in questions]
         self.answerable = np.array([q.answerable for q in questions], dtype=bool)
-        self._keys = np.array([_key(t) for t in self.texts], dtype=object)
+        self._keys = np.array([same_words(t) for t in self.texts], dtype=object)
         self._staff = np.zeros(len(self.texts), dtype=bool)  # a staff label counts even for its own words
         self._active = np.ones(len(self.texts), dtype=bool)  # False: overridden by a later label
         self._offset = 0  # bytes of the store read
@@ -107,7 +108,7 @@ class Precedents:
             if not labels:
                 return 0
             texts = [x.text for x in labels]
-            keys = [_key(t) for t in texts]
+            keys = [same_words(t) for t in texts]
             self._active &= ~np.isin(self._keys, keys)
             latest = [k not in keys[i + 1:] for i, k in enumerate(keys)]
             self.texts += texts
@@ -143,11 +144,18 @@ class Precedents:
         if question_vector is None:
             question_vector = embedder.embed([question])[0]
         similarity = vectors @ np.asarray(question_vector, dtype=np.float32)
-        counted = active & ((keys != _key(question)) | staff)
-        yes, no = counted & answerable, counted & ~answerable
-        if not yes.any() or not no.any():
-            return None
-        return float(similarity[yes].max() - similarity[no].max())
+        counted = active & ((keys != same_words(question)) | staff)
+        found = margins(similarity, answerable, counted)
+        return None if np.isnan(found) else float(found)
+
+
+def margins(similarity: np.ndarray, answerable: np.ndarray, counted: np.ndarray) -> np.ndarray:
+    """The precedent score of each row of ``similarity`` (questions by labelled questions; one question: a
+    vector): the best cosine with a ``counted`` answerable labelled question minus the best with a counted
+    unanswerable one; NaN where either kind has none counted."""
+    yes = np.where(counted & answerable, similarity, -np.inf).max(axis=-1)
+    no = np.where(counted & ~answerable, similarity, -np.inf).max(axis=-1)
+    return np.where(np.isfinite(yes) & np.isfinite(no), yes - no, np.nan)
 
 
 def _embed(embedder: Embedder, texts: Sequence[str]) -> np.ndarray:

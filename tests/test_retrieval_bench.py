@@ -19,9 +19,12 @@ from evals.bench_retrieval import (
     rates,
     relevance,
     two_fold_floor,
+    writer_folds,
 )
 from knowledge_base import answer_model
-from knowledge_base.labelled import LabelledQuestion, load_questions
+from knowledge_base.embedder import HashingEmbedder
+from knowledge_base.labelled import LabelledQuestion, load_questions, writer_sets
+from knowledge_base.precedents import Precedents
 
 
 def test_ranking_metrics_by_hand():
@@ -109,7 +112,10 @@ def test_the_script_runs_with_the_fakes_and_writes_its_report(tmp_path, capsys):
     assert a["min_score"] == 0.3 and not a["model_applies"]  # the bundled model is MiniLM's: the floor decides
     assert set(a["reasons"]["answerable"]) <= {"floor", "below_floor"}
     assert sum(a["reasons"]["answerable"].values()) == report["questions"]["answerable"]
-    assert report["cross_validation"]["folds"] == 5 and 0 <= report["cross_validation"]["false_declines"] <= 1
+    cv = report["cross_validation"]  # leave one writer out: every labelled set's writer, each weighed the same
+    assert cv["folds"] == "writer" and list(cv["writers"]) == writer_sets(load_questions())
+    assert 0 <= cv["false_declines"] <= 1 and sum(w["unanswerable"] for w in cv["writers"].values()) == \
+        report["questions"]["unanswerable"]
     assert report["heldout"]["n"] >= 30 and 0 <= report["heldout"]["declined_unanswerable"] <= 1
     assert report["floor_alone"]["floor"] == report["floor_for_90pct"]
     assert "hit@1" in capsys.readouterr().out
@@ -119,7 +125,7 @@ def test_fit_with_the_fakes_writes_a_model_that_then_decides(tmp_path):
     out, model = tmp_path / "bench.json", tmp_path / "model.json"
     assert main(["--fake-models", "--fit", "--model", str(model), "--json", str(out)]) == 0
     fitted = answer_model.AnswerModel.load(model)
-    assert fitted.embedder == "hashing" and fitted.about["cross_validation"]["folds"] == 5
+    assert fitted.embedder == "hashing" and fitted.about["cross_validation"]["folds"] == "writer"
     report = json.loads(out.read_text())
     assert report["answerability"]["model_applies"] and "model" in report["answerability"]["reasons"]["answerable"]
     assert report["cross_validation"] == fitted.about["cross_validation"]
@@ -130,7 +136,7 @@ def test_fit_with_the_fakes_writes_a_model_that_then_decides(tmp_path):
     curve_out = tmp_path / "curve.json"
     assert learning_curve.main(["--fake-models", "--no-progress", "--json", str(curve_out)]) == 0
     curve = json.loads(curve_out.read_text())
-    points, sets = curve["points"], learning_curve.writer_sets(load_questions())
+    points, sets = curve["points"], writer_sets(load_questions())
     assert [p["sets"] for p in points] == [sets[:k] for k in range(1, len(sets) + 1)]
     assert [p["questions"] for p in points] == sorted({p["questions"] for p in points})  # grows with each set
     last = points[-1]
@@ -146,7 +152,7 @@ def test_fit_with_the_fakes_writes_a_model_that_then_decides(tmp_path):
     assert held["unanswerable"] + held["answerable"] == report["heldout"]["n"]
     assert curve_out.with_suffix(".png").read_bytes().startswith(b"\x89PNG")
     # support agents' corrections: each held-out set's wrong decisions labelled before the next
-    fixes, held_sets = curve["corrections"], learning_curve.writer_sets(load_questions(HELDOUT_DIR))
+    fixes, held_sets = curve["corrections"], writer_sets(load_questions(HELDOUT_DIR))
     assert [r["set"] for r in fixes] == held_sets and fixes[0]["labels_before"] == 0
     assert fixes[0]["with_labels"] == fixes[0]["without_labels"]  # nothing labelled yet
     for before, after in itertools.pairwise(fixes):
@@ -163,6 +169,62 @@ def test_writer_sets_start_with_the_first_and_follow_the_file_names():
 
     questions = [q("blind2_unanswerable.yaml"), q("answerable.yaml"), q("blind10_answerable.yaml"),
                  q("unanswerable.yaml"), q("blind2_answerable.yaml")]
-    assert [learning_curve.writer_set(x) for x in questions] == ["blind2", "first", "blind10", "first", "blind2"]
-    assert learning_curve.writer_sets(questions) == ["first", "blind2", "blind10"]
-    assert learning_curve.writer_sets(load_questions())[0] == "first"
+    assert [x.writer for x in questions] == ["blind2", "first", "blind10", "first", "blind2"]
+    assert writer_sets(questions) == ["first", "blind2", "blind10"]
+    assert writer_sets(load_questions())[0] == "first"
+
+
+def test_the_writer_threshold_declines_the_target_on_average_over_writers():
+    """Each writer weighs the same: writer a's 4 unanswerable questions count as much as b's 1."""
+    p = np.array([0.1, 0.2, 0.3, 0.6, 0.5, 0.9, 0.8, np.nan])
+    y = np.array([False, False, False, False, False, True, True, False])
+    names = ["a", "a", "a", "a", "b", "b", "b", "c"]  # c: no probability (left out), takes no part
+    assert 0.6 < answer_model.writer_threshold(p, y, names, 1.0) < 0.6001  # just above the last to decline
+    # a declines 3/4 and b 1/1 at 0.55: mean 0.875; a pooled threshold would need 4/5 = 0.8 only
+    assert answer_model.writer_threshold(p, y, names, 0.875) == pytest.approx(0.55)
+    assert answer_model.writer_threshold(p, y, names, 0.0) == 0.0
+    rates = answer_model.writer_rates(p < 0.55, y, names, ~np.isnan(p))
+    assert rates == {"a": {"unanswerable": 4, "declined": 3, "answerable": 0, "wrongly_declined": 0},
+                     "b": {"unanswerable": 1, "declined": 1, "answerable": 2, "wrongly_declined": 0}}
+
+
+def test_fit_and_cross_validation_by_writer_leave_each_writer_out_of_the_precedents_too():
+    rows, labels = _synthetic(240)
+    names = tuple(f"w{i % 4}" for i in range(len(rows)))
+    asked = []
+
+    def rescore(left_out):  # the precedents of the questions written by the left-out writers are gone
+        asked.append(left_out)
+        return [{**r, "precedent": r["precedent"] - 0.01 * len(left_out)} for r in rows]
+
+    writers = answer_model.Writers(names, rescore)
+    model = answer_model.fit(rows, labels, "hashing", target=0.9, writers=writers)
+    assert {frozenset({f"w{i}"}) for i in range(4)} <= set(asked)  # each writer left out once
+    assert model.fallback is not None and model.fallback.about["cross_validation"]["folds"] == "writer"
+    asked.clear()
+    cv = answer_model.cross_validate(rows, labels, target=0.9, writers=writers)
+    assert cv["folds"] == "writer" and set(cv["writers"]) == {"w0", "w1", "w2", "w3"}
+    assert frozenset({"w0", "w1"}) in asked  # the inner folds leave out the outer writer as well
+    counted = cv["writers"].values()
+    assert sum(w["unanswerable"] for w in counted) == labels.count(False)
+    assert sum(w["answerable"] for w in counted) == labels.count(True)
+    mean = np.mean([w["declined"] / w["unanswerable"] for w in counted])
+    assert cv["declined_unanswerable"] == pytest.approx(mean, abs=1e-4) and 0.6 <= mean <= 1
+    # too few writers: k-fold over the questions, as without writers
+    two = answer_model.Writers(tuple(f"w{i % 2}" for i in range(len(rows))), rescore)
+    assert answer_model.cross_validate(rows, labels, target=0.9, seeds=(0,), writers=two)["folds"] == 5
+
+
+def test_writer_folds_score_the_precedents_as_the_rule_does_without_the_left_out_writers():
+    emb = HashingEmbedder()
+    questions = load_questions()[::7]
+    every = Precedents(questions)
+    rows = [{"similarity": 0.5, "precedent": every.score(emb, q.text)} for q in questions]
+    folds = writer_folds(questions, rows, emb)
+    assert folds.names == tuple(q.writer for q in questions)
+    same = folds.rescore(frozenset())
+    assert [r["precedent"] for r in same] == pytest.approx([r["precedent"] for r in rows], abs=1e-5)
+    left_out = frozenset({"first", "blind2"})
+    others = Precedents([q for q in questions if q.writer not in left_out])
+    assert [r["precedent"] for r in folds.rescore(left_out)] == pytest.approx(
+        [others.score(emb, q.text) for q in questions], abs=1e-5)
