@@ -37,7 +37,7 @@ def test_labels_name_existing_articles_and_questions_do_not_repeat():
 def test_held_out_questions_are_valid_and_none_is_a_training_question():
     """The out-of-sample check would not be one if a held-out question were also learned from."""
     trained = {" ".join(_words(q.text)) for q in QUESTIONS}
-    assert len(HELDOUT) >= 100 and {q.answerable for q in HELDOUT} == {True, False}
+    assert len(HELDOUT) >= 90 and {q.answerable for q in HELDOUT} == {True, False}
     for q in HELDOUT:
         assert set(q.docs) <= set(ARTICLES), (q.source, set(q.docs) - set(ARTICLES))
         assert " ".join(_words(q.text)) not in trained, q.text
