@@ -91,7 +91,10 @@ def test_any_message_gets_a_clear_reply_and_the_session_goes_on(assistant, text)
         assert r.text == templates.EMPTY_MESSAGE
     elif len(cleaned) > LIMIT:
         assert r.text == templates.TOO_LONG.format(length=len(cleaned), limit=LIMIT) and r.route == "invalid_input"
-    assert not r.verified and not r.actions
+    # hostile strings pieced together can name the test shop's order SD-20001 and its owner's email: that
+    # is a genuine verification (found by hypothesis: "ada@example.com SD20001"), anything else is not
+    genuine = "ada@example.com" in cleaned.lower() and "20001" in cleaned
+    assert not r.actions and (not r.verified or genuine)
     # the same session still answers a normal message (inside a flow the junk started, e.g. "where is my
     # order", the flow's next question is the normal answer)
     in_flow = assistant.c.sessions.load(session).flow is not None
