@@ -4,7 +4,8 @@ The decision (``AnswerRule``, knowledge_base/answerable.py) reads the top ``retr
 the cosine floor ``retrieval_min_score`` it declines; above it a logistic regression over the best
 cosine, the best one-sentence cosine and the IDF-weighted share of the question's words missing from the
 hits decides (knowledge_base/answer_model.json, fitted by ``python -m evals.bench_retrieval --fit``).
-When it declines, the assistant says it does not know and offers a human instead of guessing;
+When it declines, the assistant says it does not know and offers a human instead of guessing (when the
+passages were relevant but the model found no answer in them, it names the closest article, unquoted);
 evals/bench_retrieval.py measures that trade-off on labelled questions, in and out of sample.
 
 When the index cannot be searched (missing, empty, damaged, its server down), the FAQ says so and
@@ -116,7 +117,12 @@ class FaqHandler:
             log.info("FAQ declined (%s): best cosine %.3f, %s, probability %s", decision.reason, decision.similarity,
                      ", ".join(f"{k} {_fmt(v)}" for k, v in features.items() if k != "similarity") or "no model",
                      _fmt(decision.probability))
+            # relevant passages the model found no answer in: the closest article is named, not quoted, so
+            # a shopper whose answer is there after all finds it and nothing is asserted (below the floor:
+            # nothing is close enough to name)
+            closest = relevant[0] if decision.reason == "unsupported" and relevant else None
             return Facts(kind="faq_unknown", route=ROUTE, passages=passages, handoff=True,
+                         data={"closest": {"title": closest.title, "url": closest.url}} if closest else {},
                          choices=("Talk to a person",), use_model=False, answerability=decision.to_dict())
         best = relevant[0]
         answer = best_sentences(best.text, f"{text} {best.section}")

@@ -83,8 +83,8 @@ _TEMPLATES: dict[str, Callable[[dict[str, Any]], str]] = {
     "no_orders": lambda d: "I couldn't find any orders on your account.",
     "faq_answer": lambda d: d["answer"],
     "faq_unknown": lambda d: (
-        "I'm sorry, I couldn't find an answer to that in our help centre. Would you like me to connect "
-        "you with a person?"),
+        "I'm sorry, I couldn't find an answer to that in our help centre. " + _closest(d.get("closest"))
+        + "Would you like me to connect you with a person?"),
     "faq_unavailable": lambda d: (
         "I'm sorry, I can't search our help centre right now. Would you like me to connect you with a person, "
         "or would you like to try again in a few minutes?"),
@@ -225,6 +225,14 @@ _RESUME_QUESTIONS = {
     "offer": "answer yes or no",
     "offer_return": "answer yes or no",
 }
+
+
+def _closest(article: dict[str, str] | None) -> str:
+    """The article nearest a question the FAQ declined, named (not quoted: it did not answer it)."""
+    if not article:
+        return ""
+    where = f" ({article['url']})" if article.get("url") else ""
+    return f"The closest article I found is \"{article['title']}\"{where}, in case it helps. "
 
 
 def render(facts: Facts) -> str:

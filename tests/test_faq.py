@@ -4,7 +4,7 @@ import pytest
 
 from app.faq import FaqHandler, best_sentences
 from app.schema import Passage, Reply
-from app.templates import citation
+from app.templates import citation, render
 from app.ui import answerability_line, summary_markdown
 from knowledge_base.answer_model import FEATURES, AnswerModel
 from knowledge_base.answerable import AnswerRule, SentenceSimilarity
@@ -41,6 +41,7 @@ def test_below_the_floor_it_declines_and_offers_a_person(retriever):
     assert facts.kind == "faq_unknown" and facts.handoff and facts.choices == ("Talk to a person",)
     assert not facts.use_model and facts.passages  # the staff panel still sees what was found
     assert facts.answerability["reason"] == "below_floor" and facts.answerability["probability"] is None
+    assert facts.data == {} and "closest" not in render(facts)  # nothing near enough to name
     assert answerability_line(facts.answerability).startswith("declined (below_floor): best cosine 0.")
 
 
@@ -112,6 +113,11 @@ def test_from_settings_applies_the_learned_rule_with_the_embedder_it_was_fitted_
     assert "15 days" in covered.data["answer"]
     near_miss = handler.handle("how do i clean a wool sweater")  # same cosine, words nowhere in the passages
     assert near_miss.kind == "faq_unknown" and near_miss.handoff and near_miss.passages
+    # the passages were relevant, the model found no answer in them: the closest article is named, not quoted
+    assert near_miss.data == {"closest": {"title": "Return policy", "url": "https://shop.example/returns"}}
+    said = render(near_miss)
+    assert 'closest article I found is "Return policy" (https://shop.example/returns)' in said
+    assert "15 days" not in said and said.endswith("connect you with a person?")
     # the decision travels with the facts, for the staff panel: the verdict, why, and what the model read
     for facts, verdict, reason in ((covered, True, "model"), (near_miss, False, "unsupported")):
         a = facts.answerability
