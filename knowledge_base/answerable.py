@@ -24,7 +24,7 @@ and one of the question (``evidence``):
 A logistic regression over them (``AnswerModel``, knowledge_base/answer_model.py: weights and threshold
 in ``answer_model.json``, fitted and cross-validated by ``python -m evals.bench_retrieval --fit`` on
 the labelled questions, the threshold chosen leaving one writer out) answers when its probability
-reaches the threshold. Measured (leave one writer out, 8 writers): on average 90.1% of a writer's
+reaches the threshold. Measured (leave one writer out, 8 writers): on average 90.3% of a writer's
 unanswerable questions declined, 4.8% of their answerable ones wrongly declined; on 48 + 50 questions
 written blind afterwards 89.6% and 4.0%. Without a precedent (the
 labelled questions were not labelled against these hits) the model's fallback, fitted without it, decides.

@@ -59,7 +59,7 @@ def test_the_rule_declines_most_unanswerable_questions_with_fewer_false_declines
     unanswerable = [d for d, q in zip(declined, QUESTIONS, strict=True) if not q.answerable]
     answerable = [d for d, q in zip(declined, QUESTIONS, strict=True) if q.answerable]
     rates = (sum(unanswerable) / len(unanswerable), sum(answerable) / len(answerable))
-    # measured 0.895 / 0.050 on 419 + 580 (leave one writer out: 0.901 / 0.048, mean over 8 writers; --target 0.9)
+    # measured 0.899 / 0.052 on 417 + 580 (leave one writer out: 0.903 / 0.048, mean over 8 writers; --target 0.9)
     assert rates[0] >= 0.87 and rates[1] <= 0.08, rates
     signal = [relevance(h, top_k) for h in results["fused"]]
     pos = [s for s, q in zip(signal, QUESTIONS, strict=True) if q.answerable]
