@@ -239,7 +239,8 @@ def writer_folds(questions: Sequence[LabelledQuestion], rows: Sequence[Mapping[s
 
     def rescore(left_out: frozenset[str]) -> list[Mapping[str, float]]:
         counted = others & ~np.isin(np.array(names, dtype=object), list(left_out))[None, :]
-        score = margins(similarity, answerable, counted)
+        # NaN where the writers left have labelled only one kind: no evidence either way, as 0 (near the mean)
+        score = np.nan_to_num(margins(similarity, answerable, counted), nan=0.0)
         return [{**r, "precedent": float(v)} if "precedent" in r else r for r, v in zip(rows, score, strict=True)]
 
     return answer_model.Writers(names, rescore)

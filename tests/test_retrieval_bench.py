@@ -228,3 +228,6 @@ def test_writer_folds_score_the_precedents_as_the_rule_does_without_the_left_out
     others = Precedents([q for q in questions if q.writer not in left_out])
     assert [r["precedent"] for r in folds.rescore(left_out)] == pytest.approx(
         [others.score(emb, q.text) for q in questions], abs=1e-5)
+    # the writers left have labelled only unanswerable questions: no evidence, 0 (not NaN, which no fit takes)
+    answered = {q.writer for q in questions if q.answerable}
+    assert {r["precedent"] for r in folds.rescore(frozenset(answered))} == {0.0}
