@@ -47,7 +47,12 @@ from knowledge_base.precedents import load_precedents, margins, same_words
 
 DEPTH = 10  # ranks looked at for MRR (and candidates asked of each retriever)
 HELDOUT_DIR = QUESTIONS_DIR.parent / "questions_heldout"
-TARGET = 0.9  # default share of unanswerable questions the fitted threshold declines (issue 6; --target)
+GOAL = 0.9  # issue 6: at least this share of unanswerable questions declined, out of sample
+# the share of unanswerable questions the fitted threshold declines, leaving one writer out (--target): aimed
+# above the goal, as one new writer's rate varies about it (aimed at 90%, 8 writers left out one at a time
+# ranged 80-97%, standard deviation 6 points); measured, the margin costs 1.3 points more of a writer's
+# answerable questions wrongly declined (leaving one of 9 writers out: 5.1% aimed at 90%, 6.4% at 92%)
+TARGET = 0.92
 # the same for the fallback model, which decides where the precedents are silent (a section written after
 # they were labelled; --fallback-target): without them declining 90% costs 29% of answerable questions
 # (cross-validated), 80% costs 15%; after a shop changes its help centre, answering is preferred
@@ -205,9 +210,9 @@ def run(settings: Any, mode: Any, questions: list[LabelledQuestion], floors: Seq
     signal = [relevance(h, top_k) for h in top]
     pos = [s for s, q in zip(signal, questions, strict=True) if q.answerable]
     neg = [s for s, q in zip(signal, questions, strict=True) if not q.answerable]
-    report["floor_for_90pct"] = lowest_floor(pos, neg, TARGET)
+    report["floor_for_90pct"] = lowest_floor(pos, neg, GOAL)
     report["floor_alone"] = decline_rates(pos, neg, report["floor_for_90pct"])
-    report["floor_two_fold"] = two_fold_floor(signal, labels, TARGET)
+    report["floor_two_fold"] = two_fold_floor(signal, labels, GOAL)
     report["floor_sweep"] = [decline_rates(pos, neg, f) for f in floors]
     report["heldout"] = heldout_rates(rule, retrievers["fused"], heldout, top_k, sentences, vocab,
                                       report["floor_for_90pct"])
@@ -421,7 +426,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model", default=None,
                         help=f"answerability model file (retrieval_answer_model; default {answer_model.MODEL_FILE})")
     parser.add_argument("--target", type=float, default=TARGET,
-                        help="share of unanswerable questions the fitted threshold declines (default 0.9)")
+                        help=f"share of unanswerable questions the fitted threshold declines (default {TARGET})")
     parser.add_argument("--fallback-target", type=float, default=FALLBACK_TARGET,
                         help="the same for the model without precedents (default 0.8)")
     parser.add_argument("--floor", type=float, default=None, help="override retrieval_min_score")

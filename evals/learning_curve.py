@@ -1,6 +1,6 @@
 """Learning curve of the FAQ answerability rule: would more labelled shopper questions help?
 
-    python -m evals.learning_curve [--json FILE] [--png FILE] [--fake-models] [--target 0.9]
+    python -m evals.learning_curve [--json FILE] [--png FILE] [--fake-models] [--target 0.92]
 
 The labelled questions (knowledge_base/questions) come in sets, one per writer: ``answerable.yaml`` and
 ``unanswerable.yaml`` the first, then ``blind1_*``, ``blind2_*``, ... written later by people who saw

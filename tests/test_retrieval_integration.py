@@ -59,8 +59,8 @@ def test_the_rule_declines_most_unanswerable_questions_with_fewer_false_declines
     unanswerable = [d for d, q in zip(declined, QUESTIONS, strict=True) if not q.answerable]
     answerable = [d for d, q in zip(declined, QUESTIONS, strict=True) if q.answerable]
     rates = (sum(unanswerable) / len(unanswerable), sum(answerable) / len(answerable))
-    # measured 0.899 / 0.052 on 417 + 580 (leave one writer out: 0.903 / 0.048, mean over 8 writers; --target 0.9)
-    assert rates[0] >= 0.87 and rates[1] <= 0.08, rates
+    # measured 0.923 / 0.075 on 465 + 630 (leave one writer out: 0.925 / 0.064, mean over 9 writers; --target 0.92)
+    assert rates[0] >= 0.9 and rates[1] <= 0.1, rates
     signal = [relevance(h, top_k) for h in results["fused"]]
     pos = [s for s, q in zip(signal, QUESTIONS, strict=True) if q.answerable]
     neg = [s for s, q in zip(signal, QUESTIONS, strict=True) if not q.answerable]
@@ -71,10 +71,10 @@ def test_the_rule_declines_most_unanswerable_questions_with_fewer_false_declines
     held = [not rule.decide(q.text, h, sentences, None, vocab).answerable for q, h in zip(heldout, hits, strict=True)]
     held_un = [d for d, q in zip(held, heldout, strict=True) if not q.answerable]
     held_ans = [d for d, q in zip(held, heldout, strict=True) if q.answerable]
-    # blind7, written after blind1-6 went into the training questions: unanswerable 43 of 48 declined,
-    # answerable 2 of 50 wrongly declined (measured once, before anything was changed after seeing it)
-    assert len(held_un) == 48 and len(held_ans) == 50
-    assert sum(held_un) >= 41 and sum(held_ans) <= 4, (sum(held_un), sum(held_ans))
+    # blind8, written after blind1-7 went into the training questions: unanswerable 47 of 49 declined,
+    # answerable 7 of 50 wrongly declined (measured once, before anything was changed after seeing it)
+    assert len(held_un) == 49 and len(held_ans) == 50
+    assert sum(held_un) >= 45 and sum(held_ans) <= 9, (sum(held_un), sum(held_ans))
 
 
 def test_the_handler_declines_exactly_when_the_rule_does(real_settings, real_models):
@@ -89,19 +89,19 @@ def test_the_handler_declines_exactly_when_the_rule_does(real_settings, real_mod
 
 
 def test_a_staff_label_teaches_the_faq_a_gap_shoppers_ask_in_other_words(real_settings, real_models, tmp_path):
-    """No article says how many addresses an account keeps, yet the rule answers (a blind writer asked it).
-    Once a support agent labels one wording, another is declined: at once, and after a restart."""
+    """No article says whether a prepaid Visa card works, yet the rule answers (Visa is accepted; a blind writer
+    asked it). Once a support agent labels one wording, another is declined: at once, and after a restart."""
     retriever = faq_retriever(real_settings, real_models.embedder, real_models.index)
     settings = real_settings.replace(data_dir=tmp_path)  # the labels file; the index stays the session's
     handler = FaqHandler.from_settings(retriever, settings, real_models.embedder)
-    asked, other = "how many addresses can i keep saved in my account", "do u ship to canada"
-    assert handler.handle(asked).kind == "faq_answer"  # measured probability 0.85, threshold 0.41
+    asked, other = "can i pay with a prepaid visa card", "do u ship to canada"
+    assert handler.handle(asked).kind == "faq_answer"  # measured probability 0.80, threshold 0.54
     assert handler.handle(other).kind == "faq_answer"
-    label, decision = handler.label("is there a limit on saved shipping addresses in my profile", False)
+    label, decision = handler.label("will a prepaid visa gift card from the grocery store work at ur checkout", False)
     assert decision["answerable"] is False and decision["features"]["precedent"] < 0  # the labelled words
     assert label.sections and set(label.sections) <= {(c.doc_id, c.section) for c in load_chunks(DOCS_DIR)}
     facts = handler.handle(asked)
-    assert facts.kind == "faq_unknown" and facts.answerability["features"]["precedent"] < 0  # measured 0.20
+    assert facts.kind == "faq_unknown" and facts.answerability["features"]["precedent"] < 0  # measured 0.30
     assert handler.handle(other).kind == "faq_answer"
     load_precedents.cache_clear()  # as after a restart: the labels are read from the file again
     restarted = FaqHandler.from_settings(retriever, settings, real_models.embedder)
